@@ -109,7 +109,8 @@ def _training_corpus() -> list[str]:
     lines = [" ".join(w) for w in itertools.product(colours, shapes)]
     lines += [f"the {c} {s} {m}" for c, s, m in itertools.product(colours, shapes[:3], moves)]
     lines += [" ".join(words)] * 20
-    lines += [f"{a}.{b} to {c}.{d}" for a, b, c, d in itertools.product(range(0, 40, 3), range(10), range(0, 40, 7), range(5))]
+    numbers = itertools.product(range(0, 40, 3), range(10), range(0, 40, 7), range(5))
+    lines += [f"{a}.{b} to {c}.{d}" for a, b, c, d in numbers]
     lines += [f"[{i}, {i + 3}] ({chr(65 + i % 4)}) {chr(65 + i % 4)}. {i} seconds" for i in range(100)]
     lines += ['{"start_time": "1.5", "end_time": "4.0"} 00:12.5-00:20 from 2s to 5s'] * 10
     return lines
