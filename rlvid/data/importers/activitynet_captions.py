@@ -1,0 +1,79 @@
+"""ActivityNet Captions: {video: {duration, timestamps, sentences}} -> dense_caption samples.
+
+With `with_grounding=True` each sentence also becomes a temporal_grounding sample (the
+"ActivityNet-tvg" use of the same annotations).
+"""
+
+from __future__ import annotations
+
+import os
+
+from rlvid.data.importers._common import (
+    SkipPolicy,
+    build_sample,
+    clamp_interval,
+    grounding_question,
+    number,
+    read_json,
+    video_file,
+)
+from rlvid.data.loaders import DataError
+from rlvid.data.sample import Sample
+from rlvid.data.synthetic import DENSE_CAPTION_QUESTION
+
+
+def import_activitynet_captions(
+    annotations: str | os.PathLike,
+    video_dir: str | os.PathLike,
+    *,
+    video_ext: str = ".mp4",
+    with_grounding: bool = False,
+    skip_bad: bool = False,
+) -> list[Sample]:
+    """One dense_caption sample per video (id = video id, events sorted by start), plus `{vid}_{k}` grounding ones."""
+    raw = read_json(annotations)
+    if not isinstance(raw, dict):
+        raise DataError(f"{annotations}: expected a JSON object {{video_id: {{...}}}}, got {type(raw).__name__}")
+    policy = SkipPolicy(annotations, skip_bad)
+    samples: list[Sample] = []
+    for vid, record in raw.items():
+        where = f"{annotations}[{vid!r}]"
+        with policy.record():
+            duration, spans = _parse_record(record, where)
+            video = video_file(video_dir, vid, video_ext)
+            meta = {"source": "activitynet_captions", "video_id": vid}
+            events = sorted(spans, key=lambda ev: (ev["start"], ev["end"]))
+            new = [build_sample(where, id=vid, video=video, duration=duration, task="dense_caption",
+                                question=DENSE_CAPTION_QUESTION, events=events, meta=meta)]
+            if with_grounding:
+                new += [
+                    build_sample(f"{where} sentence {k}", id=f"{vid}_{k}", video=video, duration=duration,
+                                 task="temporal_grounding", question=grounding_question(ev["caption"]),
+                                 intervals=[[ev["start"], ev["end"]]], meta={**meta, "query": ev["caption"]})
+                    for k, ev in enumerate(spans)
+                ]
+            samples += new
+    policy.finish(len(samples))
+    return samples
+
+
+def _parse_record(record: object, where: str) -> tuple[float, list[dict]]:
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected an object with duration, timestamps, sentences")
+    for key in ("duration", "timestamps", "sentences"):
+        if key not in record:
+            raise DataError(f"{where}: missing '{key}'")
+    duration = number(record["duration"], "duration", where)
+    stamps, sentences = record["timestamps"], record["sentences"]
+    if not isinstance(stamps, list) or not isinstance(sentences, list) or len(stamps) != len(sentences):
+        raise DataError(f"{where}: 'timestamps' and 'sentences' must be lists of the same length")
+    spans = []
+    for k, (stamp, sentence) in enumerate(zip(stamps, sentences, strict=True)):
+        if not isinstance(stamp, list) or len(stamp) != 2:
+            raise DataError(f"{where}: timestamps[{k}] must be [start, end], got {stamp!r}")
+        if not isinstance(sentence, str) or not sentence.strip():
+            raise DataError(f"{where}: sentences[{k}] must be a non-empty string")
+        start, end = clamp_interval(number(stamp[0], f"timestamps[{k}]", where),
+                                    number(stamp[1], f"timestamps[{k}]", where), duration, f"{where} timestamps[{k}]")
+        spans.append({"start": start, "end": end, "caption": sentence.strip()})
+    return duration, spans
