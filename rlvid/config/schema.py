@@ -1,0 +1,216 @@
+"""The recipe schema: one typed dataclass per YAML section.
+
+`load_recipe` merges YAML files and command-line overrides onto these dataclasses, so every
+key is checked (unknown keys and mistyped values are errors) and every default is known.
+`Literal[...]` fields accept only the listed strings. Names of registered functions
+(advantage estimator, policy loss, rewards, hooks, selection strategies) are plain strings,
+checked when the trainer looks them up, so plugins can add new ones.
+
+Batch sizes are counted so they cannot be misread (verl #180, #1524):
+- `trainer.global_prompts_per_step`: prompts per optimizer step over ALL processes; each
+  prompt yields `rollout.num_generations` completions.
+- `trainer.micro_batch_size_per_device`: sequences per forward/backward on one process.
+- gradient accumulation steps are derived:
+  global_prompts_per_step * num_generations / (micro_batch_size_per_device * num_processes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from omegaconf import MISSING
+
+# ---------------------------------------------------------------- model
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False  # train LoRA adapters instead of the full weights
+    r: int = 16  # adapter rank
+    alpha: int = 32  # scaling numerator (scale = alpha / r)
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""  # HF model folder or hub id of the policy (and of the reference model)
+    arch: str | None = None  # architecture hint (e.g. "qwen2_5_vl"); None = read from the model's config
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # weights dtype; auto = bf16 on GPU, fp32 on CPU
+    attn_implementation: str = "sdpa"  # "sdpa", "flash_attention_2", "eager"
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    freeze_vision_tower: bool = False  # by default the whole model (vision tower, projector, LLM) is trained
+    freeze_projector: bool = False
+    freeze_llm: bool = False
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    save_merged: bool = True  # with LoRA: also save the adapters merged into the base weights
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class VideoConfig:
+    fps: float = 2.0  # frames sampled per second of video
+    min_frames: int = 4
+    max_frames: int = 64
+    total_pixels: int = 2048 * 28 * 28  # pixel budget of all sampled frames together (1605632)
+    max_pixels_per_frame: int | None = None  # None = the sampler's default per-frame bounds
+    min_pixels_per_frame: int | None = None
+    cache_max_bytes: int = 2 * 1024**3  # decoded-frame cache (per process), so a video is decoded once per step
+    streaming: bool = False  # feed the video as a timestamped stream of frame chunks
+    stream_chunk_seconds: float = 1.0  # with streaming: seconds of video per chunk
+
+
+@dataclass
+class DataConfig:
+    train: str = ""  # JSONL file / HF dataset of samples (rlvid.data.sample schema)
+    val: str | None = None
+    test: str | None = None
+    skip_bad_samples: bool = False  # drop samples that fail validation instead of raising
+    check_videos: bool = False  # open every video at load time (slow; catches broken files early)
+    tasks: list[str] | None = None  # keep only these tasks (None = all)
+    max_samples: int | None = None  # cap on samples per split (None = all)
+    prompt_template: str = "default"  # name of the task-prompt set (rlvid.data.prompts)
+    video: VideoConfig = field(default_factory=VideoConfig)
+
+
+# ---------------------------------------------------------------- rollout
+
+
+@dataclass
+class VllmConfig:
+    gpu_memory_utilization: float = 0.5  # colocated engine: share of GPU memory vLLM may take
+    tensor_parallel_size: int = 1
+    enable_sleep_mode: bool = False  # colocated: offload vLLM's weights/cache during the update
+    server_host: str = "127.0.0.1"  # engine "vllm-server": where `trl vllm-serve`-style server listens
+    server_port: int = 8000
+
+
+@dataclass
+class RolloutConfig:
+    engine: Literal["hf", "vllm", "vllm-server"] = "hf"  # hf = transformers generate (CPU default)
+    num_generations: int = 8  # G: completions sampled per prompt (the group)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    max_new_tokens: int = 256  # also dr_grpo's constant completion length
+    repetition_penalty: float = 1.0
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+
+
+# ---------------------------------------------------------------- trainer
+
+
+@dataclass
+class TrainerConfig:
+    algorithm: Literal["grpo", "mdpo", "sft"] = "grpo"
+    output_dir: str = "runs/default"  # run folder: recipe.yaml, metrics.jsonl, checkpoints
+    seed: int = 42
+    global_prompts_per_step: int = 8  # prompts per optimizer step, all processes together
+    micro_batch_size_per_device: int = 4  # sequences per forward/backward on one process
+    num_iterations: int = 1  # mu: policy updates per batch of rollouts (1 = on-policy, ratio 1)
+    epochs: int = 1
+    max_steps: int = -1  # optimizer steps; -1 = as many as `epochs` take
+    lr: float = 1e-6
+    lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_ratio: float = 0.0  # share of steps with linear warm-up
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0  # gradient clipping; 0 = off
+    policy_loss: str = "clipped"  # registered policy loss (rlvid.algos.policy_loss)
+    loss_agg: Literal["grpo", "dapo", "dr_grpo"] = "grpo"  # sequence mean | token mean | constant length
+    advantage: str = "grpo"  # registered advantage estimator: grpo, rloo
+    scale_rewards: Literal["group", "batch", "none"] = "group"  # divide centred rewards by group/batch std or not
+    epsilon: float = 0.2  # PPO clip: ratio kept in [1 - epsilon, 1 + epsilon_high]
+    epsilon_high: float | None = None  # DAPO clip-higher; None = epsilon
+    importance_sampling_level: Literal["token", "sequence"] = "token"  # sequence = GSPO
+    beta: float = 0.0  # KL penalty coefficient; 0 = no reference model needed
+    kl_estimator: Literal["k1", "k2", "k3", "low_var_kl"] = "low_var_kl"
+    rollout_is_correction: Literal["none", "truncate"] = "none"  # correct rollout-engine/trainer log-prob mismatch
+    rollout_is_cap: float = 2.0  # truncation of those importance weights
+    logging_steps: int = 1
+    save_steps: int = 0  # checkpoint every N steps; 0 = only at the end
+    eval_steps: int = 0  # evaluate every N steps; 0 = after each epoch
+    resume: str = "none"  # none | auto (latest checkpoint in output_dir) | path to a checkpoint
+    on_nan: Literal["raise", "skip"] = "raise"  # non-finite loss: stop, or skip the step and log it
+    precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # mixed precision of the update
+    progress_bar: bool = True
+
+
+# ---------------------------------------------------------------- M-DPO
+
+
+@dataclass
+class MdpoConfig:
+    beta: float = 0.1
+    loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    label_smoothing: float = 0.0  # sigmoid only
+    gap_weighting: Literal["none", "normalized", "raw"] = "none"  # per-pair weight from the metric gap
+    margin_scale: float = 0.0  # margin = margin_scale * metric gap
+    sft_gamma: float = 0.0  # coefficient of the NLL term on the chosen completion (VidChain)
+    num_samples: int = 4  # completions sampled per prompt to build pairs
+    min_gap: float = 0.0  # keep pairs whose metric gap exceeds this
+    reference: Literal["precomputed", "model"] = "precomputed"  # reference log-probs stored with pairs, or live
+    cotasks: bool = False  # VidChain chain-of-tasks prompting
+    rounds: int = 1  # sample -> pair -> train rounds
+
+
+# ---------------------------------------------------------------- rewards, selection, hooks, logging
+
+
+@dataclass
+class RewardSpec:
+    name: str = MISSING  # builtin name, package.module:function or ./file.py:function
+    weight: float = 1.0
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the reward function
+
+
+@dataclass
+class RewardsConfig:
+    functions: list[RewardSpec] = field(default_factory=list)
+    on_error: Literal["raise", "zero"] = "raise"  # a reward that raises: stop, or score 0 and log it
+
+
+@dataclass
+class OfflineSelection:
+    strategy: str = "none"  # registered selection strategy (data_selection); none = keep all samples
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SelectionConfig:
+    offline: OfflineSelection = field(default_factory=OfflineSelection)
+    online: Literal["none", "zero_variance", "dynamic_sampling"] = "none"  # drop / refill groups with equal rewards
+    max_tries: int = 3  # dynamic_sampling: generation rounds to refill a batch
+
+
+@dataclass
+class HookSpec:
+    name: str = MISSING  # registered hook (rlvid.eval)
+    every_n_steps: int = 0  # 0 = at each evaluation (trainer.eval_steps)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoggingConfig:
+    wandb: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "rlvid"
+    run_name: str | None = None  # None = the output_dir's name
+    metrics_jsonl: bool = True  # write output_dir/metrics.jsonl
+
+
+# ---------------------------------------------------------------- recipe
+
+
+@dataclass
+class Recipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    mdpo: MdpoConfig = field(default_factory=MdpoConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    hooks: list[HookSpec] = field(default_factory=list)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)

@@ -1,0 +1,77 @@
+"""Checks across fields and on value ranges, which types alone cannot express."""
+
+from __future__ import annotations
+
+import math
+
+from rlvid.config.errors import RecipeError
+from rlvid.config.schema import Recipe
+
+
+def validate_recipe(recipe: Recipe, source: str = "recipe") -> None:
+    """Raise RecipeError naming the first key whose value cannot work."""
+    problems = list(_problems(recipe))
+    if problems:
+        key, message = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise RecipeError(f"{source}: '{key}' {message}{more}")
+
+
+def _problems(r: Recipe):
+    t, ro, v, m = r.trainer, r.rollout, r.data.video, r.mdpo
+    checks = [
+        ("trainer.global_prompts_per_step", t.global_prompts_per_step >= 1, "must be >= 1"),
+        ("trainer.micro_batch_size_per_device", t.micro_batch_size_per_device >= 1, "must be >= 1"),
+        ("trainer.num_iterations", t.num_iterations >= 1, "must be >= 1"),
+        ("trainer.epochs", t.epochs >= 1, "must be >= 1"),
+        ("trainer.max_steps", t.max_steps == -1 or t.max_steps >= 1, "must be -1 (use epochs) or >= 1"),
+        ("trainer.lr", t.lr >= 0 and math.isfinite(t.lr), "must be a finite number >= 0"),
+        ("trainer.warmup_ratio", 0.0 <= t.warmup_ratio <= 1.0, "must be in [0, 1]"),
+        ("trainer.weight_decay", t.weight_decay >= 0, "must be >= 0"),
+        ("trainer.max_grad_norm", t.max_grad_norm >= 0, "must be >= 0 (0 = no clipping)"),
+        ("trainer.epsilon", t.epsilon > 0, "must be > 0"),
+        ("trainer.epsilon_high", t.epsilon_high is None or t.epsilon_high > 0, "must be > 0 or null"),
+        ("trainer.beta", t.beta >= 0, "must be >= 0"),
+        ("trainer.rollout_is_cap", t.rollout_is_cap >= 1.0, "must be >= 1"),
+        ("trainer.logging_steps", t.logging_steps >= 1, "must be >= 1"),
+        ("trainer.save_steps", t.save_steps >= 0, "must be >= 0 (0 = only at the end)"),
+        ("trainer.eval_steps", t.eval_steps >= 0, "must be >= 0 (0 = after each epoch)"),
+        ("trainer.resume", t.resume != "", "must be none, auto or a checkpoint path"),
+        (
+            "rollout.num_generations",
+            ro.num_generations >= (2 if t.algorithm == "grpo" else 1),
+            "must be >= 2 for grpo (a group of one has no relative advantage)",
+        ),
+        ("rollout.temperature", ro.temperature > 0, "must be > 0"),
+        ("rollout.top_p", 0.0 < ro.top_p <= 1.0, "must be in (0, 1]"),
+        ("rollout.top_k", ro.top_k >= -1, "must be >= 0 (0 or -1 = off)"),
+        ("rollout.max_new_tokens", ro.max_new_tokens >= 1, "must be >= 1"),
+        ("rollout.repetition_penalty", ro.repetition_penalty > 0, "must be > 0"),
+        ("rollout.vllm.gpu_memory_utilization", 0.0 < ro.vllm.gpu_memory_utilization <= 1.0, "must be in (0, 1]"),
+        ("rollout.vllm.tensor_parallel_size", ro.vllm.tensor_parallel_size >= 1, "must be >= 1"),
+        ("data.max_samples", r.data.max_samples is None or r.data.max_samples >= 1, "must be >= 1 or null"),
+        ("data.video.fps", v.fps > 0, "must be > 0"),
+        ("data.video.min_frames", 1 <= v.min_frames <= v.max_frames, "must be >= 1 and <= data.video.max_frames"),
+        ("data.video.total_pixels", v.total_pixels > 0, "must be > 0"),
+        ("data.video.cache_max_bytes", v.cache_max_bytes >= 0, "must be >= 0 (0 = no cache)"),
+        ("data.video.stream_chunk_seconds", v.stream_chunk_seconds > 0, "must be > 0"),
+        ("mdpo.beta", m.beta > 0, "must be > 0"),
+        ("mdpo.label_smoothing", 0.0 <= m.label_smoothing < 0.5, "must be in [0, 0.5)"),
+        ("mdpo.label_smoothing", m.label_smoothing == 0.0 or m.loss == "sigmoid", "applies to mdpo.loss=sigmoid only"),
+        ("mdpo.sft_gamma", m.sft_gamma >= 0, "must be >= 0"),
+        ("mdpo.num_samples", m.num_samples >= 2, "must be >= 2 (a pair needs two samples)"),
+        ("mdpo.min_gap", m.min_gap >= 0, "must be >= 0"),
+        ("mdpo.rounds", m.rounds >= 1, "must be >= 1"),
+        ("selection.max_tries", r.selection.max_tries >= 1, "must be >= 1"),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            yield key, message
+    for i, spec in enumerate(r.rewards.functions):
+        if not spec.name:
+            yield f"rewards.functions[{i}].name", "must name a reward function"
+        if not math.isfinite(spec.weight):
+            yield f"rewards.functions[{i}].weight", "must be finite"
+    for i, hook in enumerate(r.hooks):
+        if hook.every_n_steps < 0:
+            yield f"hooks[{i}].every_n_steps", "must be >= 0"
