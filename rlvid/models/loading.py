@@ -1,0 +1,40 @@
+"""Load the policy (or reference) model and its processor as a recipe describes them."""
+
+from __future__ import annotations
+
+import torch
+
+from rlvid.config.schema import ModelConfig
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.dtype:
+    """`auto` is bf16 on an accelerator and fp32 on CPU (CPU bf16 matmuls are slow and inexact)."""
+    if name != "auto":
+        return DTYPES[name]
+    device = torch.device(device) if device is not None else None
+    on_gpu = device.type == "cuda" if device is not None else torch.cuda.is_available()
+    return torch.bfloat16 if on_gpu else torch.float32
+
+
+def load_policy(model_cfg: ModelConfig, path: str | None = None, device: torch.device | str | None = None):
+    """The image-text-to-text model at `path` (default: the recipe's `model.path`)."""
+    from transformers import AutoModelForImageTextToText
+
+    path = path or model_cfg.path
+    if not path:
+        raise ValueError("recipe key 'model.path' is empty: name a model folder or hub id")
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, dtype=resolve_dtype(model_cfg.dtype, device), attn_implementation=model_cfg.attn_implementation
+    )
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def load_processor(path: str):
+    """The model's processor (tokenizer, image and video processors, chat template)."""
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(path)
