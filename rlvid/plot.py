@@ -1,0 +1,65 @@
+"""`rlvid plot RUN_DIR`: PNG curves from RUN_DIR/metrics.jsonl (matplotlib, Agg backend).
+
+One figure per group: rewards (total and each sub-reward), KL, clipping, loss/grad norm,
+evaluation metrics, per-phase times. A step logged twice (a resumed run) keeps its last value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+GROUPS = {
+    "rewards": lambda k: k.startswith("rewards/"),
+    "kl": lambda k: "kl" in k and not k.startswith("eval/"),
+    "clipping": lambda k: k.startswith("clip_fraction") or k.startswith("ratio_"),
+    "loss": lambda k: k in ("loss", "grad_norm", "token_accuracy"),
+    "eval": lambda k: k.startswith("eval/") and not k.endswith("/count"),
+    "phase_times": lambda k: k.startswith("time/"),
+}
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, dict[str, dict[int, float]]]:
+    """{stage: {metric: {step: value}}} from metrics.jsonl (numbers only)."""
+    out: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    path = Path(run_dir) / "metrics.jsonl"
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        stage, step = rec.pop("stage", "train"), rec.pop("step")
+        for k, v in rec.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[stage][k][step] = float(v)
+    return out
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Write one PNG per (stage, group) with data; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out) if out else run_dir / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stage, metrics in read_metrics(run_dir).items():
+        for group, wanted in GROUPS.items():
+            keys = sorted(k for k in metrics if wanted(k))
+            if not keys:
+                continue
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for k in keys:
+                steps = sorted(metrics[k])
+                ax.plot(steps, [metrics[k][s] for s in steps], marker="." if len(steps) < 30 else None, label=k)
+            ax.set_xlabel("step")
+            ax.set_title(f"{stage}: {group}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="best")
+            path = out_dir / f"{stage}_{group}.png"
+            fig.tight_layout()
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            written.append(path)
+    return written

@@ -1,0 +1,119 @@
+"""Crash-safe checkpoints: written to a temporary folder, marked complete, then renamed into place.
+
+A checkpoint `output_dir/checkpoints/step-000012/` holds accelerate's state (model, optimizer,
+RNG states of every process, registered objects such as the LR scheduler), `trainer_state.json`
+(step, epoch: the data position, since the data order is a function of seed and epoch) and a
+`complete` marker written last. A save killed midway leaves only a `.tmp-*` folder, which
+`latest_checkpoint` ignores and the next save removes, so the last good checkpoint is never damaged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+COMPLETE = "complete"
+STATE_FILE = "trainer_state.json"
+
+
+def checkpoint_root(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict, keep: int = 0) -> Path:
+    """Save the training state after `step` optimizer steps; call on every process."""
+    root = checkpoint_root(output_dir)
+    final = root / f"step-{step:06d}"
+    tmp = root / f".tmp-step-{step:06d}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE_FILE).write_text(json.dumps(dict(state, step=step), indent=2) + "\n")
+        _fsync_dir(tmp)
+        (tmp / COMPLETE).write_text("ok\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+        prune_checkpoints(root, keep)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint under output_dir, or None."""
+    root = checkpoint_root(output_dir)
+    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file()) if root.is_dir() else []
+    return done[-1] if done else None
+
+
+def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
+    """`trainer.resume` -> a checkpoint folder: none, auto (latest complete, if any) or an explicit path."""
+    if resume in ("", "none"):
+        return None
+    if resume == "auto":
+        return latest_checkpoint(output_dir)
+    path = Path(resume)
+    if not (path / COMPLETE).is_file():
+        raise FileNotFoundError(f"trainer.resume={resume!r} is not a complete checkpoint (no {COMPLETE!r} marker)")
+    return path
+
+
+def load_checkpoint(accelerator, path: str | Path) -> dict:
+    """Restore model, optimizer, scheduler and RNG states; returns the trainer state (step, epoch, ...)."""
+    accelerator.load_state(str(path))
+    return json.loads((Path(path) / STATE_FILE).read_text())
+
+
+def prune_checkpoints(root: Path, keep: int) -> None:
+    """Remove the oldest complete checkpoints beyond `keep` (0 = keep all)."""
+    if keep <= 0:
+        return
+    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file())
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def save_final_model(accelerator, model, processor, out: str | Path, save_merged: bool = True) -> Path:
+    """The trained model as an HF folder (`from_pretrained` loads it) with the processor next to it.
+
+    With LoRA: `save_merged` writes the adapters merged into the base weights; otherwise the
+    folder holds the adapter only (load it with peft). Written to a temp folder, then renamed.
+    """
+    out = Path(out)
+    tmp = out.with_name(f".tmp-{out.name}")
+    unwrapped = accelerator.unwrap_model(model)
+    state_dict = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        is_peft = hasattr(unwrapped, "merge_and_unload")
+        if is_peft and save_merged:
+            merged = unwrapped.merge_and_unload()
+            merged.save_pretrained(tmp)
+        else:
+            unwrapped.save_pretrained(tmp, state_dict=None if is_peft else state_dict)
+        processor.save_pretrained(tmp)
+        (tmp / COMPLETE).write_text("ok\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    accelerator.wait_for_everyone()
+    return out
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,213 @@
+"""GRPO: sample G completions per prompt, score them, and take a clipped policy-gradient step.
+
+One step, as `GRPOTrainer.train_step` reads:
+
+    gen -> reward -> select (online selection hook) -> adv -> old -> ref -> update_actor -> sync
+
+Each phase is one call inside a named timer (logged as time/<phase> every step). Groups stay whole
+on the process that generated them (prompts are sharded, never completions), so group
+statistics are local; only `trainer.scale_rewards: batch` gathers rewards across processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer
+from rlvid.models.loading import load_policy
+from rlvid.rollout import Rollouts, SamplingParams, make_engine
+from rlvid.trainers.hooks import reward_columns
+from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts, to_device
+from rlvid.trainers.loop import NonFiniteError, Trainer, reduce_max, reduce_sum
+from rlvid.trainers.selection import select_groups
+
+
+@dataclass
+class MicroBatch:
+    """Rows of one forward/backward: model inputs, completion mask, advantages, rollout positions."""
+
+    inputs: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    advantages: torch.Tensor
+    rows: list[int]
+
+
+class GRPOTrainer(Trainer):
+    """Group Relative Policy Optimization on video prompts (Dr.GRPO / DAPO / GSPO as recipe options)."""
+
+    stage = "grpo"
+
+    def __init__(self, recipe, recipe_dir=None, model_path=None, output_dir=None, accelerator=None):
+        super().__init__(recipe, recipe_dir, model_path, output_dir, accelerator)
+        if self.reward_set is None:
+            raise ValueError("GRPO needs rewards: the recipe's rewards.functions is empty")
+        self.sampling = SamplingParams.from_recipe(recipe.rollout)
+        self.engine = make_engine(recipe, self.accelerator.unwrap_model(self.model), self.processor, self.builder)
+        self.ref_model = self._reference_model()
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.recipe.trainer.global_prompts_per_step
+
+    @property
+    def updates_per_step(self) -> int:
+        return self.recipe.trainer.num_iterations
+
+    def _reference_model(self):
+        """The frozen reference for the KL term; none when beta = 0; with LoRA, the adapter-free base."""
+        if self.recipe.trainer.beta == 0.0 or self.recipe.model.lora.enabled:
+            return None
+        ref = load_policy(self.recipe.model, self.model_path, device=self.accelerator.device).eval()
+        ref.requires_grad_(False)
+        return ref
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self, prompts: list, step: int) -> dict[str, float]:
+        t, cfg = self.timer, self.recipe.trainer
+        with t("gen"):
+            rollouts = self.engine.generate(prompts, self.recipe.rollout.num_generations, self.sampling)
+        with t("reward"):
+            rewards, reward_metrics = self.compute_rewards(prompts, rollouts, step)
+        if rewards is None:
+            return dict(reward_metrics, skipped_nonfinite=1.0)
+        with t("select"):
+            prompts, rollouts, rewards = select_groups(prompts, rollouts, rewards, mode=self.recipe.selection.online)
+        with t("adv"):
+            advantages = self.compute_advantages(rollouts, rewards)
+        with t("encode"):
+            batches = self.make_micro_batches(prompts, rollouts, advantages)
+            normalizer = self.global_normalizer(batches)
+        with t("old"):
+            old_logps = self.logprobs(self.model, batches) if cfg.num_iterations > 1 else None
+        with t("ref"):
+            ref_logps = self.reference_logprobs(batches)
+        with t("update_actor"):
+            update_metrics = self.update_actor(batches, old_logps, ref_logps, normalizer, step, prompts)
+        with t("sync"):
+            self.engine.sync_weights(self.accelerator.unwrap_model(self.model))
+        return {**reward_metrics, **self.rollout_metrics(rollouts, advantages), **update_metrics}
+
+    # ------------------------------------------------------------------ phases
+
+    def compute_rewards(self, prompts: list, rollouts: Rollouts, step: int):
+        """Per-completion total reward [N] and reward metrics; None (step skipped) for NaN with on_nan: skip."""
+        samples = [prompts[i] for i in rollouts.prompt_index]
+        columns = reward_columns(samples)
+        columns["completion_ids"] = rollouts.token_ids
+        bad, error = 0.0, None
+        try:
+            out = self.reward_set(rollouts.texts, **columns)
+            total = torch.tensor(out.total, dtype=torch.float32)
+            bad = float(not torch.isfinite(total).all())
+        except Exception as e:  # a failing reward function: save what it saw, then stop
+            if "not finite" not in str(e):
+                path = self.save_bad_samples(step, samples, f"reward error: {e}", {"completion": rollouts.texts})
+                raise RuntimeError(f"grpo step {step + 1}: reward failed ({e}); samples saved to {path}") from e
+            bad, error = 1.0, e
+        if reduce_max(self.accelerator, bad) > 0:
+            path = self.save_bad_samples(step, samples, f"non-finite reward: {error}", {"completion": rollouts.texts})
+            if self.recipe.trainer.on_nan == "raise":
+                raise NonFiniteError(f"grpo step {step + 1}: non-finite reward ({error}); samples saved to {path}")
+            return None, {}
+        return total, out.metrics("rewards")
+
+    def compute_advantages(self, rollouts: Rollouts, rewards: torch.Tensor) -> torch.Tensor:
+        """Group-normalised advantages; groups are whole on this process (see module docstring)."""
+        cfg = self.recipe.trainer
+        groups = torch.tensor(rollouts.prompt_index, dtype=torch.long)
+        if len(rewards) == 0:
+            return rewards
+        scale = "none" if cfg.scale_rewards == "batch" else cfg.scale_rewards
+        advantages = compute_advantages(rewards, group_ids=groups, estimator=cfg.advantage, scale=scale)
+        if cfg.scale_rewards == "batch":
+            advantages = advantages / (self.batch_reward_std(rewards) + 1e-6)
+        return advantages * cfg.advantage_sign
+
+    def batch_reward_std(self, rewards: torch.Tensor) -> float:
+        """Unbiased std of all rewards of the step over all processes (for scale_rewards: batch)."""
+        n = reduce_sum(self.accelerator, float(rewards.numel()))
+        s = reduce_sum(self.accelerator, float(rewards.double().sum()))
+        sq = reduce_sum(self.accelerator, float((rewards.double() ** 2).sum()))
+        if n < 2:
+            return 0.0
+        return float(((sq - s * s / n) / (n - 1)).clamp(min=0).sqrt())
+
+    def make_micro_batches(self, prompts: list, rollouts: Rollouts, advantages: torch.Tensor) -> list[MicroBatch]:
+        """Prompt+completion rows in micro-batches of `trainer.micro_batch_size_per_device` sequences."""
+        from rlvid.trainers.loop import micro_batches
+
+        encoded = encode_prompts(self.builder, prompts)
+        pad = self.processor.tokenizer.pad_token_id
+        out = []
+        for rows in micro_batches(len(rollouts), self.recipe.trainer.micro_batch_size_per_device):
+            rows = list(rows)
+            inputs, mask = collate([encoded[rollouts.prompt_index[r]] for r in rows],
+                                   [rollouts.token_ids[r] for r in rows], pad)
+            out.append(MicroBatch(inputs, mask, advantages[rows], rows))
+        return out
+
+    def global_normalizer(self, batches: list[MicroBatch]) -> torch.Tensor:
+        """The loss denominator summed over all micro-batches and processes (rlvid.algos contract)."""
+        cfg = self.recipe.trainer
+        local = sum(float(local_normalizer(cfg.loss_agg, b.mask, self.recipe.rollout.max_new_tokens))
+                    for b in batches)
+        return reduce_sum(self.accelerator, local).float().cpu()
+
+    @torch.no_grad()
+    def logprobs(self, model, batches: list[MicroBatch]) -> list[torch.Tensor]:
+        """Per-token log-probs [B, T'] of each micro-batch's completions under `model` (no grad)."""
+        out = []
+        for b in batches:
+            logp, _ = completion_logprobs(model, to_device(b.inputs, self.accelerator.device),
+                                          b.mask.to(self.accelerator.device), self.sampling.temperature)
+            out.append(logp)
+        return out
+
+    def reference_logprobs(self, batches: list[MicroBatch]) -> list[torch.Tensor] | None:
+        if self.recipe.trainer.beta == 0.0:
+            return None
+        if self.ref_model is not None:
+            return self.logprobs(self.ref_model, batches)
+        with self.accelerator.unwrap_model(self.model).disable_adapter():  # LoRA: the base model is the reference
+            return self.logprobs(self.model, batches)
+
+    def update_actor(self, batches: list[MicroBatch], old_logps, ref_logps, normalizer: torch.Tensor,
+                     step: int, prompts: list) -> dict[str, float]:
+        """`num_iterations` optimizer steps over the rollout batch, each over all micro-batches."""
+        cfg = self.recipe.trainer
+        device = self.accelerator.device
+        self.model.train()
+        metrics: dict[str, float] = {}
+
+        def loss_fn(i: int):
+            b = batches[i]
+            logp, mask = completion_logprobs(self.model, to_device(b.inputs, device), b.mask.to(device),
+                                             self.sampling.temperature)
+            old = old_logps[i] if old_logps is not None else logp.detach()  # mu = 1: ratio exactly 1
+            loss, m = compute_policy_loss(
+                logp, old, b.advantages.to(device), mask, loss=cfg.policy_loss, epsilon=cfg.epsilon,
+                epsilon_high=cfg.epsilon_high, importance_sampling_level=cfg.importance_sampling_level,
+                ref_logp=None if ref_logps is None else ref_logps[i], beta=cfg.beta, kl_estimator=cfg.kl_estimator,
+                loss_agg=cfg.loss_agg, normalizer=normalizer.to(device),
+                max_completion_length=self.recipe.rollout.max_new_tokens)
+            return loss, dict({k: float(v) for k, v in m.items()}, loss=float(loss.detach()) * len(batches))
+
+        for _ in range(cfg.num_iterations):
+            metrics = self.accumulate_and_step(len(batches), loss_fn, step, prompts)
+        return metrics
+
+    def rollout_metrics(self, rollouts: Rollouts, advantages: torch.Tensor) -> dict[str, float]:
+        lengths = torch.tensor([len(ids) for ids in rollouts.token_ids], dtype=torch.float32)
+        if lengths.numel() == 0:
+            return {"rollout/num_completions": 0.0}
+        return {
+            "rollout/num_completions": float(lengths.numel()),
+            "rollout/completion_length": float(lengths.mean()),
+            "rollout/truncated_fraction": float(sum(rollouts.truncated) / max(len(rollouts.truncated), 1)),
+            "adv/mean": float(advantages.mean()),
+            "adv/abs_mean": float(advantages.abs().mean()),
+            "adv/zero_fraction": float((advantages == 0).float().mean()),
+        }

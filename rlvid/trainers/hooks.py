@@ -1,0 +1,147 @@
+"""Evaluation hooks: the recipe's `hooks` list, run after each epoch or every N steps.
+
+A hook is a function `fn(model, step, epoch, recipe, **context) -> dict[str, float] | None`;
+context holds `builder` (the training VideoInputBuilder), `samples` (the val split, capped by
+`trainer.max_eval_samples`), `output_dir`, `reward_set` and `kwargs` from the recipe entry.
+A function without `**context` receives only the names it declares. Builtins decode greedily
+with the training prompt and video settings (`rlvid.eval.predict`) and report
+`rlvid.eval.metrics.evaluate_completions`; user hooks are named `pkg.mod:fn` or `./file.py:fn`.
+Their metrics are logged under `eval/` and written to output_dir/eval/step-N.json.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlvid.algos import Registry
+from rlvid.eval.metrics import evaluate_completions
+from rlvid.eval.predict import predict
+
+HookFn = Callable[..., dict[str, float] | None]
+HOOKS: Registry[HookFn] = Registry("evaluation hook")
+
+
+@dataclass
+class _Predictions:
+    samples: list
+    completions: list[str] = field(default_factory=list)
+
+
+def _greedy(model, builder, samples, recipe, tasks: tuple[str, ...] | None) -> _Predictions:
+    chosen = [s for s in samples if tasks is None or s.task in tasks]
+    if not chosen:
+        return _Predictions([])
+    out = predict(model, builder, chosen, batch_size=recipe.trainer.eval_batch_size,
+                  max_new_tokens=recipe.rollout.max_new_tokens)
+    return _Predictions(chosen, out)
+
+
+def _task_hook(tasks: tuple[str, ...] | None) -> HookFn:
+    def hook(model, step, epoch, recipe, builder, samples, reward_set=None, **_) -> dict[str, float]:
+        pred = _greedy(model, builder, samples, recipe, tasks)
+        if not pred.samples:
+            return {}
+        metrics = evaluate_completions(pred.completions, pred.samples)
+        if reward_set is not None:
+            columns = reward_columns(pred.samples)
+            columns["completion_ids"] = [builder.processor.tokenizer(c, add_special_tokens=False)["input_ids"]
+                                         for c in pred.completions]
+            metrics.update(reward_set(pred.completions, **columns).metrics("rewards"))
+        return metrics
+
+    return hook
+
+
+HOOKS.register("eval_grounding")(_task_hook(("temporal_grounding",)))
+HOOKS.register("eval_mcq")(_task_hook(("mcq",)))
+HOOKS.register("eval_grounded_qa")(_task_hook(("grounded_qa",)))
+HOOKS.register("eval_dense_caption")(_task_hook(("dense_caption",)))
+HOOKS.register("eval_all")(_task_hook(None))
+
+
+@HOOKS.register("save_samples")
+def save_samples(model, step, epoch, recipe, builder, samples, output_dir, num_samples: int = 8, **_) -> dict:
+    """Write greedy completions of the first `num_samples` val samples to output_dir/samples/step-N.jsonl."""
+    pred = _greedy(model, builder, samples[:num_samples], recipe, None)
+    out = Path(output_dir) / "samples" / f"step-{step:06d}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w") as f:
+        for s, c in zip(pred.samples, pred.completions, strict=True):
+            f.write(json.dumps({"id": s.id, "task": s.task, "answer": s.answer, "intervals": s.intervals,
+                                "completion": c}) + "\n")
+    return {}
+
+
+SAMPLE_COLUMNS = ("id", "video", "duration", "task", "question", "options", "answer", "intervals", "events", "meta")
+
+
+def reward_columns(samples) -> dict[str, list]:
+    """Sample fields as lists aligned with `samples` (the reward functions' keyword columns)."""
+    return {k: [getattr(s, k) for s in samples] for k in SAMPLE_COLUMNS}
+
+
+def resolve_hook(name: str, base_dir: str | Path | None = None) -> HookFn:
+    """A builtin/registered hook name, `pkg.mod:fn`, or `./file.py:fn` (relative to the recipe's folder)."""
+    if ":" not in name:
+        return HOOKS.get(name)
+    target, fn_name = name.rsplit(":", 1)
+    if target.endswith(".py"):
+        from rewards.registry import _load_file  # the same file loader as reward plugins
+
+        module = _load_file(target, base_dir, name)
+    else:
+        module = importlib.import_module(target)
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise ValueError(f"hook {name!r}: {fn_name!r} is not a function of {target}")
+    return fn
+
+
+@dataclass
+class BoundHook:
+    name: str
+    fn: HookFn
+    every_n_steps: int
+    kwargs: dict[str, Any]
+
+    def __call__(self, **context: Any) -> dict[str, float]:
+        context = dict(context, **self.kwargs)
+        params = inspect.signature(self.fn).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            context = {k: v for k, v in context.items() if k in params}
+        return dict(self.fn(**context) or {})
+
+
+class HookRunner:
+    """Decides when hooks are due and runs them; metrics come back prefixed `eval/`."""
+
+    def __init__(self, specs, recipe, base_dir: str | Path | None = None):
+        self.recipe = recipe
+        self.hooks = [BoundHook(s.name, resolve_hook(s.name, base_dir), s.every_n_steps, dict(s.kwargs))
+                      for s in specs]
+
+    def due(self, step: int, epoch_end: bool, last: bool) -> list[BoundHook]:
+        eval_steps = self.recipe.trainer.eval_steps
+        out = []
+        for hook in self.hooks:
+            every = hook.every_n_steps or eval_steps
+            if (every and step % every == 0) or (not every and epoch_end) or last:
+                out.append(hook)
+        return out
+
+    def run(self, hooks: list[BoundHook], output_dir: Path, step: int, **context: Any) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for hook in hooks:
+            found = hook(step=step, output_dir=output_dir, recipe=self.recipe, **context)
+            metrics.update({f"eval/{k}": float(v) for k, v in found.items()})
+        if metrics:
+            out = Path(output_dir) / "eval" / f"step-{step:06d}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        return metrics

@@ -1,0 +1,84 @@
+"""Where metrics go: output_dir/metrics.jsonl, wandb (offline by default) and a tqdm progress bar.
+
+Only the main process writes; the trainer reduces metrics across processes before `log`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from rlvid.config import recipe_to_dict
+
+
+class RunLogger:
+    """One `log(metrics, step)` call per step (and per evaluation)."""
+
+    def __init__(self, recipe, output_dir: str | Path, total_steps: int, start_step: int = 0,
+                 is_main: bool = True, stage: str = "grpo"):
+        self.output_dir = Path(output_dir)
+        self.is_main = is_main
+        self.stage = stage
+        self.jsonl = None
+        self.wandb_run = None
+        self.bar = None
+        self.start_time = time.perf_counter()
+        if not is_main:
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        cfg = recipe.logging
+        if cfg.metrics_jsonl:
+            self.jsonl = open(self.output_dir / "metrics.jsonl", "a")
+        if cfg.wandb != "disabled":
+            import wandb
+
+            os.environ.setdefault("WANDB_SILENT", "true")
+            self.wandb_run = wandb.init(
+                project=cfg.project, name=cfg.run_name or f"{self.output_dir.name}-{stage}", mode=cfg.wandb,
+                dir=str(self.output_dir), config=recipe_to_dict(recipe), reinit="finish_previous",
+            )
+        if recipe.trainer.progress_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=start_step, desc=stage, dynamic_ncols=True)
+
+    def log(self, metrics: dict[str, Any], step: int, advance: bool = True) -> None:
+        if not self.is_main:
+            return
+        clean = {k: _plain(v) for k, v in metrics.items()}
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps({"step": step, "stage": self.stage, **clean}) + "\n")
+            self.jsonl.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log({f"{self.stage}/{k}" if self.stage == "sft" else k: v for k, v in clean.items()},
+                               step=step)
+        if self.bar is not None and advance:
+            postfix = {}
+            if "time/step" in clean:
+                postfix["step_s"] = f"{clean['time/step']:.2f}"
+            for key in ("rewards/total", "loss"):
+                if key in clean:
+                    postfix[key.split("/")[0]] = f"{clean[key]:.3f}"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.jsonl is not None:
+            self.jsonl.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+            self.wandb_run = None
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

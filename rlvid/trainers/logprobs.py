@@ -1,0 +1,97 @@
+"""Per-token log-probs of completions under a model, for video prompts.
+
+Shared by GRPO's old / reference / update passes, SFT's cross-entropy and M-DPO: one place that
+knows how prompt+completion rows are laid out. A step's prompts are run through the processor
+once (`encode_prompts`); every pass then assembles its micro-batches from those per-prompt
+tensors (`collate`), so a prompt repeated G times is not re-processed G times per pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlvid.algos import selective_log_softmax
+from rlvid.data.model_inputs import VideoInputBuilder, append_completions
+from rlvid.data.sample import Sample
+
+VISUAL_KEYS = {"pixel_values_videos": "video_grid_thw", "pixel_values": "image_grid_thw"}
+
+
+@dataclass
+class EncodedPrompt:
+    """One prompt's processor outputs, unpadded: token-level tensors [L], visual tensors of this prompt only."""
+
+    tokens: dict[str, torch.Tensor]
+    visual: dict[str, torch.Tensor]
+    per_row: dict[str, torch.Tensor]
+
+
+def encode_prompts(builder: VideoInputBuilder, samples: list[Sample]) -> list[EncodedPrompt]:
+    """Run the processor once over `samples` and split its outputs per prompt."""
+    if not samples:
+        return []
+    texts = [builder.prompt_text(s) for s in samples]
+    videos = [builder.video(s) for s in samples]
+    batch = builder._process(texts, videos, padding_side="right")  # same call as prompt_with_completions
+    lengths = batch["attention_mask"].sum(1).tolist()
+    seq_len = batch["input_ids"].shape[1]
+    out = []
+    offsets = {k: 0 for k in VISUAL_KEYS}
+    for r, length in enumerate(lengths):
+        tokens, visual, per_row = {}, {}, {}
+        for key, value in batch.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            if key in VISUAL_KEYS:
+                grid = batch[VISUAL_KEYS[key]][r]
+                n = int(grid.prod())
+                visual[key] = value[offsets[key]:offsets[key] + n]
+                offsets[key] += n
+            elif value.ndim >= 2 and value.shape[0] == len(lengths) and value.shape[1] == seq_len:
+                tokens[key] = value[r, :length]
+            elif value.shape[:1] == (len(lengths),):
+                per_row[key] = value[r:r + 1]
+        out.append(EncodedPrompt(tokens, visual, per_row))
+    return out
+
+
+def collate(prompts: list[EncodedPrompt], completion_ids: list[list[int]], pad_id: int
+            ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Right-padded rows prompt_i + completion_i, and the bool mask [B, T] of completion tokens."""
+    length = max(int(p.tokens["input_ids"].shape[0]) for p in prompts)
+    padded = {}
+    for key in prompts[0].tokens:
+        fill = pad_id if key == "input_ids" else 0
+        rows = [torch.nn.functional.pad(p.tokens[key], (0, length - p.tokens[key].shape[0]), value=fill)
+                for p in prompts]
+        padded[key] = torch.stack(rows)
+    for key in prompts[0].visual:
+        padded[key] = torch.cat([p.visual[key] for p in prompts])
+    for key in prompts[0].per_row:
+        padded[key] = torch.cat([p.per_row[key] for p in prompts])
+    return append_completions(padded, completion_ids, pad_id)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def completion_logprobs(model, inputs: dict[str, torch.Tensor], completion_mask: torch.Tensor,
+                        temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(token) for the completion region: ([B, T'] log-probs, [B, T'] mask).
+
+    Logits at position t predict token t+1. Only positions from the earliest completion token
+    on are projected to the vocabulary (`logits_to_keep`), so the video prompt costs no lm_head
+    time or [B, T, V] memory. `temperature` divides the logits as sampling did.
+    """
+    device = completion_mask.device
+    has = completion_mask.any(0).nonzero()
+    start = int(has[0]) if has.numel() else completion_mask.shape[1] - 1
+    start = max(start, 1)
+    keep = completion_mask.shape[1] - start + 1
+    logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
+    ids = inputs["input_ids"][:, start:].to(device)
+    logp = selective_log_softmax(logits[:, :-1].float(), ids, temperature=temperature)
+    return logp, completion_mask[:, start:]

@@ -1,0 +1,324 @@
+"""The loop pieces every trainer shares (GRPO, SFT, later M-DPO): one idea each, no copies.
+
+`Trainer.fit()` owns what is the same for every algorithm: the data order (a function of seed
+and epoch, so a resumed run sees the same batches), the per-process shard of each step's
+prompts, logging, evaluation hooks, checkpoints and the final model. A subclass implements
+`train_step(samples, step, timer) -> metrics`, written as the algorithm reads, using
+`accumulate_and_step` for the exact gradient-accumulation contract of `rlvid.algos.aggregation`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+
+from rewards import compose_rewards
+from rlvid.config import save_recipe
+from rlvid.data.recipe_data import load_split, make_input_builder
+from rlvid.models.loading import load_policy, load_processor
+from rlvid.models.trainable import apply_trainable, trainable_counts
+from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
+from rlvid.trainers.hooks import HookRunner
+from rlvid.trainers.logging import RunLogger
+from rlvid.trainers.timing import PhaseTimer
+
+logger = logging.getLogger("rlvid.trainers")
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN/inf loss or reward; the message names the step and where the offending samples were saved."""
+
+
+@dataclass
+class OptimConfig:
+    """What the optimizer/scheduler need; GRPO takes it from `trainer.*`, SFT from `sft.*`."""
+
+    lr: float
+    lr_scheduler: str
+    warmup_ratio: float
+    weight_decay: float
+    max_grad_norm: float
+
+
+def make_accelerator(recipe) -> Accelerator:
+    """One Accelerator per process; `trainer.precision: auto` = bf16 on GPU, no mixed precision on CPU."""
+    precision = recipe.trainer.precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() else "no"
+    # cpu=True is what makes accelerate read torchrun's ranks on a CPU-only machine (MULTI_CPU over gloo)
+    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+
+
+def make_optimizer_and_scheduler(model: torch.nn.Module, cfg: OptimConfig, total_updates: int):
+    """AdamW over trainable parameters and transformers' scheduler (warm-up as a share of updates)."""
+    from transformers import get_scheduler
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = int(math.ceil(cfg.warmup_ratio * total_updates))
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup,
+                              num_training_steps=max(total_updates, 1))
+    return optimizer, scheduler
+
+
+def micro_batches(n: int, size: int) -> list[range]:
+    """Row ranges of at most `size` rows covering 0..n-1 (G > size is split, never refused)."""
+    return [range(i, min(i + size, n)) for i in range(0, n, max(size, 1))]
+
+
+def reduce_sum(accelerator: Accelerator, value: float | torch.Tensor) -> torch.Tensor:
+    """Sum of a scalar over all processes (a float64 tensor on this process's device)."""
+    t = torch.as_tensor(value, dtype=torch.float64, device=accelerator.device).reshape(1)
+    return accelerator.reduce(t, reduction="sum")[0] if accelerator.num_processes > 1 else t[0]
+
+
+def mean_over_processes(accelerator: Accelerator, metrics: dict[str, float]) -> dict[str, float]:
+    """Each metric averaged over processes (keys missing on a process are averaged over those that have it)."""
+    if accelerator.num_processes == 1:
+        return metrics
+    gathered = gather_object([metrics])
+    keys = sorted({k for m in gathered for k in m})
+    out = {}
+    for k in keys:
+        vals = [m[k] for m in gathered if k in m]
+        out[k] = sum(vals) / len(vals)
+    return out
+
+
+class Trainer:
+    """Shared training run. Subclasses set `stage` and implement `global_batch_size` and `train_step`."""
+
+    stage = "train"
+
+    def __init__(self, recipe, recipe_dir: str | Path | None = None, model_path: str | None = None,
+                 output_dir: str | Path | None = None, accelerator: Accelerator | None = None):
+        self.recipe = recipe
+        self.recipe_dir = Path(recipe_dir) if recipe_dir else Path.cwd()
+        self.output_dir = Path(output_dir or recipe.trainer.output_dir)
+        self.accelerator = accelerator or make_accelerator(recipe)
+        set_seed(recipe.trainer.seed)
+        self.model_path = model_path or recipe.model.path
+        self.processor = load_processor(self.model_path)
+        self.builder = make_input_builder(recipe, self.processor)
+        self.train_samples = load_split(recipe, "train")
+        self.val_samples = load_split(recipe, "val") if recipe.data.val else []
+        if recipe.trainer.max_eval_samples is not None:
+            self.val_samples = self.val_samples[: recipe.trainer.max_eval_samples]
+        self.reward_set = (compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error,
+                                           base_dir=self.recipe_dir) if recipe.rewards.functions else None)
+        self.hooks = HookRunner(recipe.hooks, recipe, self.recipe_dir)
+        if self.hooks.hooks and not self.val_samples:
+            raise ValueError("recipe has evaluation hooks but no data.val split to evaluate on")
+        self._check_batch_sizes()
+        model = apply_trainable(load_policy(recipe.model, self.model_path, device=self.accelerator.device),
+                                recipe.model)
+        self.optimizer, self.scheduler = make_optimizer_and_scheduler(
+            model, self.optim_config(), self.total_steps * self.updates_per_step)
+        self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.timer = PhaseTimer()
+        self.step = 0
+
+    # ---------------------------------------------------------- what a subclass provides
+
+    @property
+    def global_batch_size(self) -> int:
+        """Samples (prompts) per optimizer step over all processes."""
+        raise NotImplementedError
+
+    def optim_config(self) -> OptimConfig:
+        t = self.recipe.trainer
+        return OptimConfig(t.lr, t.lr_scheduler, t.warmup_ratio, t.weight_decay, t.max_grad_norm)
+
+    @property
+    def updates_per_step(self) -> int:
+        return 1
+
+    @property
+    def max_steps(self) -> int:
+        return self.recipe.trainer.max_steps
+
+    def train_step(self, samples: list, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------- data order
+
+    def _check_batch_sizes(self) -> None:
+        world = self.accelerator.num_processes
+        if self.global_batch_size % world:
+            raise ValueError(f"{self.stage}: {self.global_batch_size} samples per step do not split over {world} "
+                             "processes; make it a multiple of the number of processes")
+        if len(self.train_samples) < self.global_batch_size:
+            raise ValueError(f"{self.stage}: the train split has {len(self.train_samples)} samples, fewer than "
+                             f"the {self.global_batch_size} one step needs")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_samples) // self.global_batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.max_steps if self.max_steps > 0 else self.recipe.trainer.epochs * self.steps_per_epoch
+
+    def epoch_of(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def batch_indices(self, step: int) -> list[int]:
+        """Indices into the train split of step `step` (all processes): a seeded per-epoch permutation."""
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        gen = torch.Generator().manual_seed(self.recipe.trainer.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train_samples), generator=gen).tolist()
+        return order[pos * self.global_batch_size:(pos + 1) * self.global_batch_size]
+
+    def local_batch(self, step: int) -> list:
+        """This process's contiguous share of the step's samples (so GRPO groups stay whole locally)."""
+        idx = self.batch_indices(step)
+        per = len(idx) // self.accelerator.num_processes
+        rank = self.accelerator.process_index
+        return [self.train_samples[i] for i in idx[rank * per:(rank + 1) * per]]
+
+    # ---------------------------------------------------------- the loop
+
+    def fit(self) -> Path:
+        """Train to `total_steps`, logging, evaluating and checkpointing; returns the final model folder."""
+        acc = self.accelerator
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_recipe(self.recipe, self.output_dir / "recipe.yaml")
+        resume = resolve_resume(self.recipe.trainer.resume, self.output_dir)
+        if resume is not None:
+            self.step = load_checkpoint(acc, resume)["step"]
+            logger.info("resumed from %s at step %d", resume, self.step)
+        run_log = RunLogger(self.recipe, self.output_dir, self.total_steps, self.step, acc.is_main_process,
+                            self.stage)
+        if self.step == 0 and acc.is_main_process:
+            run_log.log({f"params/{k}": v for k, v in trainable_counts(acc.unwrap_model(self.model)).items()},
+                        0, advance=False)
+        try:
+            while self.step < self.total_steps:
+                step = self.step
+                self.timer.reset()
+                samples = self.local_batch(step)
+                with self.timer("step"):
+                    metrics = self.train_step(samples, step)
+                self.step = step + 1
+                metrics.update(self.timer.metrics())
+                metrics.update({"lr": self.scheduler.get_last_lr()[0], "epoch": step / self.steps_per_epoch})
+                metrics = mean_over_processes(acc, metrics)
+                if self.step % self.recipe.trainer.logging_steps == 0 or self.step == self.total_steps:
+                    run_log.log(metrics, self.step)
+                self.maybe_evaluate(run_log)
+                self.maybe_save()
+        finally:
+            run_log.close()
+        return self.save_final()
+
+    def maybe_evaluate(self, run_log: RunLogger) -> dict[str, float]:
+        epoch_end = self.step % self.steps_per_epoch == 0
+        hooks = self.hooks.due(self.step, epoch_end, self.step == self.total_steps)
+        if not hooks:
+            return {}
+        metrics: dict[str, float] = {}
+        start = time.perf_counter()
+        if self.accelerator.is_main_process:
+            metrics = self.hooks.run(
+                hooks, self.output_dir, self.step, model=self.accelerator.unwrap_model(self.model),
+                epoch=self.epoch_of(self.step - 1), builder=self.builder, samples=self.val_samples,
+                reward_set=self.reward_set)
+            metrics["time/eval"] = time.perf_counter() - start
+            run_log.log(metrics, self.step, advance=False)
+        self.accelerator.wait_for_everyone()
+        return metrics
+
+    def maybe_save(self) -> None:
+        every = self.recipe.trainer.save_steps
+        if (every and self.step % every == 0) or self.step == self.total_steps:
+            save_checkpoint(self.accelerator, self.output_dir, self.step,
+                            {"epoch": self.epoch_of(self.step - 1), "stage": self.stage},
+                            keep=self.recipe.trainer.save_total_limit)
+
+    def save_final(self) -> Path:
+        return save_final_model(self.accelerator, self.model, self.processor, self.output_dir / "final",
+                                save_merged=self.recipe.model.save_merged)
+
+    # ---------------------------------------------------------- the update
+
+    def accumulate_and_step(self, n_micro_batches: int, loss_fn: Callable[[int], tuple[torch.Tensor, dict]],
+                            step: int, samples: Sequence = ()) -> dict[str, float]:
+        """Backward every micro-batch, then one optimizer step (the normaliser contract of rlvid.algos).
+
+        `loss_fn(i)` returns micro-batch i's loss, already divided by the step's global normaliser,
+        and its metrics. Losses are SUMMED (not averaged over accumulation steps) and multiplied by
+        the number of processes, because DDP averages gradients. Gradients are all-reduced only on
+        the last micro-batch; a process with fewer micro-batches runs zero-loss ones so every
+        process joins the same collectives. A non-finite loss raises (naming the step and saving
+        `samples`) or, with `trainer.on_nan: skip`, drops the update on every process.
+        """
+        acc = self.accelerator
+        world = acc.num_processes
+        most = int(reduce_max(acc, n_micro_batches))
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        bad = 0.0
+        for i in range(most):
+            sync = i == most - 1
+            with (nullcontext() if sync or world == 1 else acc.no_sync(self.model)):
+                if i < n_micro_batches:
+                    loss, mb_metrics = loss_fn(i)
+                    for k, v in mb_metrics.items():
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                        counts[k] = counts.get(k, 0) + 1
+                    if not torch.isfinite(loss.detach()):
+                        bad = 1.0
+                else:
+                    loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
+                acc.backward(loss * world)
+        metrics = {k: sums[k] / counts[k] for k in sums}
+        if reduce_max(acc, bad) > 0:
+            path = self.save_bad_samples(step, samples, "non-finite loss")
+            if self.recipe.trainer.on_nan == "raise":
+                raise NonFiniteError(f"{self.stage} step {step + 1}: non-finite loss; samples saved to {path}")
+            self.optimizer.zero_grad(set_to_none=True)
+            return dict(metrics, skipped_nonfinite=1.0)
+        if self.optim_config().max_grad_norm > 0:
+            grad_norm = acc.clip_grad_norm_(self.model.parameters(), self.optim_config().max_grad_norm)
+            metrics["grad_norm"] = float(grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return dict(metrics, skipped_nonfinite=0.0)
+
+    def save_bad_samples(self, step: int, samples: Sequence, reason: str, extra: dict | None = None) -> Path:
+        """Write this process's samples of a failed step to output_dir/bad_steps/step-N-rankR.jsonl."""
+        path = self.output_dir / "bad_steps" / f"step-{step + 1:06d}-rank{self.accelerator.process_index}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            for i, s in enumerate(samples):
+                rec = {"reason": reason, "sample": s.to_dict() if hasattr(s, "to_dict") else str(s)}
+                for k, v in (extra or {}).items():
+                    rec[k] = v[i] if isinstance(v, list) and len(v) == len(samples) else v
+                f.write(json.dumps(rec, default=str) + "\n")
+        return path
+
+
+def reduce_max(accelerator: Accelerator, value: float) -> float:
+    if accelerator.num_processes == 1:
+        return float(value)
+    t = torch.tensor([float(value)], device=accelerator.device)
+    return float(accelerator.reduce(t, reduction="max")[0])
+
+
+def iter_rows(rows: Sequence[Any], ranges: list[range]) -> Iterator[list[Any]]:
+    for r in ranges:
+        yield [rows[i] for i in r]

@@ -1,0 +1,54 @@
+"""SFT: cross-entropy on the ground-truth answer text (`target_answer`), completion tokens only.
+
+Used alone (`rlvid sft RECIPE`, or `trainer.algorithm: sft`) or as the warm start that
+`rlvid train` runs before GRPO when `sft.steps > 0`. It shares everything but the step with GRPO:
+data order, micro-batching, the normaliser contract (a token mean over the whole step), logging,
+hooks and checkpoints (`rlvid.trainers.loop.Trainer`).
+"""
+
+from __future__ import annotations
+
+from rlvid.algos import aggregate_loss, local_normalizer
+from rlvid.data.prompts import target_answer
+from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts, to_device
+from rlvid.trainers.loop import OptimConfig, Trainer, micro_batches, reduce_sum
+
+
+class SFTTrainer(Trainer):
+    stage = "sft"
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.recipe.sft.global_samples_per_step
+
+    @property
+    def max_steps(self) -> int:
+        return self.recipe.sft.steps if self.recipe.sft.steps > 0 else self.recipe.trainer.max_steps
+
+    def optim_config(self) -> OptimConfig:
+        s, t = self.recipe.sft, self.recipe.trainer
+        return OptimConfig(s.lr, s.lr_scheduler, s.warmup_ratio, t.weight_decay, t.max_grad_norm)
+
+    def train_step(self, samples: list, step: int) -> dict[str, float]:
+        t = self.timer
+        tok = self.processor.tokenizer
+        with t("encode"):
+            encoded = encode_prompts(self.builder, samples)
+            targets = [tok(target_answer(s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                       for s in samples]
+            batches = [collate([encoded[i] for i in rows], [targets[i] for i in rows], tok.pad_token_id)
+                       for rows in micro_batches(len(samples), self.recipe.trainer.micro_batch_size_per_device)]
+            normalizer = reduce_sum(self.accelerator, sum(float(local_normalizer("dapo", m)) for _, m in batches))
+        device = self.accelerator.device
+
+        def loss_fn(i: int):
+            inputs, mask = batches[i]
+            logp, mask = completion_logprobs(self.model, to_device(inputs, device), mask.to(device))
+            loss = aggregate_loss(-logp, mask, "dapo", normalizer.float().to(device))
+            accuracy = ((logp > -0.6931) & mask).sum() / mask.sum().clamp(min=1)  # p(target token) > 0.5
+            return loss, {"loss": float(loss.detach()) * len(batches), "token_accuracy": float(accuracy)}
+
+        with t("update_actor"):
+            self.model.train()
+            metrics = self.accumulate_and_step(len(batches), loss_fn, step, samples)
+        return metrics

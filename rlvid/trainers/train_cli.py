@@ -1,0 +1,61 @@
+"""`rlvid train` / `rlvid sft`: recipe -> trainer(s) -> final model folder.
+
+With `trainer.algorithm: grpo` and `sft.steps > 0`, `rlvid train` runs two stages in one run
+folder: SFT into output_dir/sft/ (its own checkpoints and final model), then GRPO from that
+model (policy and reference) in output_dir/. A finished SFT stage (its final/ folder is
+complete) is not rerun, so `trainer.resume: auto` continues whichever stage was interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rlvid.config import load_recipe
+from rlvid.trainers.checkpoint import COMPLETE
+
+
+def _load(recipe_path: str, overrides: list[str] | None):
+    recipe = load_recipe(recipe_path, overrides or [])
+    return recipe, Path(recipe_path).resolve().parent
+
+
+def run_sft(recipe_path: str, overrides: list[str] | None = None) -> Path:
+    """SFT alone; the final model goes to output_dir/final."""
+    from rlvid.trainers.sft import SFTTrainer
+
+    recipe, recipe_dir = _load(recipe_path, overrides)
+    return SFTTrainer(recipe, recipe_dir).fit()
+
+
+def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
+    """The recipe's algorithm (grpo, with its optional SFT warm start, or sft); returns the final model folder."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    recipe, recipe_dir = _load(recipe_path, overrides)
+    algorithm = recipe.trainer.algorithm
+    if algorithm == "sft":
+        from rlvid.trainers.sft import SFTTrainer
+
+        return SFTTrainer(recipe, recipe_dir).fit()
+    if algorithm == "mdpo":
+        raise NotImplementedError("trainer.algorithm=mdpo is not built yet (a later issue)")
+    from rlvid.trainers.grpo import GRPOTrainer
+
+    model_path = None
+    if recipe.sft.steps > 0:
+        model_path = str(sft_warm_start(recipe, recipe_dir))
+    return GRPOTrainer(recipe, recipe_dir, model_path=model_path).fit()
+
+
+def sft_warm_start(recipe, recipe_dir: Path) -> Path:
+    """Run (or reuse) the SFT stage in output_dir/sft; returns its final model folder."""
+    from rlvid.trainers.sft import SFTTrainer
+
+    sft_dir = Path(recipe.trainer.output_dir) / "sft"
+    final = sft_dir / "final"
+    if (final / COMPLETE).is_file():
+        return final
+    trainer = SFTTrainer(recipe, recipe_dir, output_dir=sft_dir)
+    out = trainer.fit()
+    del trainer
+    return out

@@ -1,0 +1,102 @@
+"""GRPO trainer behaviour on the tiny model: ratio 1 at mu = 1, zero KL to an identical reference, NaN handling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rlvid.config import load_recipe
+from rlvid.trainers.grpo import GRPOTrainer
+from rlvid.trainers.loop import NonFiniteError
+from rlvid.trainers.selection import select_groups
+from rlvid.trainers.testing import make_tiny_setup, write_recipe
+
+LENGTH_REWARD = "def length(completions, **kw):\n    return [len(c) / 10 for c in completions]\n"
+NAN_REWARD = "def nan_reward(completions, **kw):\n    return [float('nan')] * len(completions)\n"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    return make_tiny_setup(tmp_path_factory.mktemp("grpo"))
+
+
+def _rows(path):
+    return [json.loads(line) for line in open(path) if '"rewards/total"' in line]
+
+
+def test_mu1_ratio_is_one_and_kl_to_identical_reference_is_zero(setup, tmp_path):
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
+                          {"trainer": {"max_steps": 1, "beta": 0.04, "num_iterations": 1}})
+    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
+    assert trainer.ref_model is not None
+    trainer.fit()
+    (row,) = _rows(tmp_path / "run" / "metrics.jsonl")
+    assert row["ratio_min"] == 1.0 and row["ratio_max"] == 1.0
+    assert row["clip_fraction"] == 0.0
+    assert row["kl_mean"] == pytest.approx(0.0, abs=1e-7)  # policy == reference before the first update
+    assert row["rollout/num_completions"] == 8  # 2 prompts x G=4 on one process
+    assert {"time/gen", "time/reward", "time/adv", "time/ref", "time/update_actor", "time/sync"} <= row.keys()
+
+
+def test_mu2_reuses_rollouts_with_importance_ratios(setup, tmp_path):
+    (tmp_path / "length.py").write_text(LENGTH_REWARD)  # varies within every group: nonzero advantages
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
+                          {"trainer": {"max_steps": 1, "num_iterations": 2, "lr": 0.05},
+                           "rewards": {"functions": [{"name": "./length.py:length"}]}})
+    GRPOTrainer(load_recipe(recipe), tmp_path).fit()
+    (row,) = _rows(tmp_path / "run" / "metrics.jsonl")
+    assert row["ratio_max"] != 1.0 or row["ratio_min"] != 1.0  # second pass sees the updated policy
+
+
+def test_beta_zero_loads_no_reference(setup, tmp_path):
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run", {"trainer": {"beta": 0.0}})
+    assert GRPOTrainer(load_recipe(recipe), tmp_path).ref_model is None
+
+
+def test_nan_reward_raises_naming_the_step_and_saves_samples(setup, tmp_path):
+    (tmp_path / "nan.py").write_text(NAN_REWARD)
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
+                          {"rewards": {"functions": [{"name": "./nan.py:nan_reward"}]}})
+    with pytest.raises(NonFiniteError, match="grpo step 1: non-finite reward") as err:
+        GRPOTrainer(load_recipe(recipe), tmp_path).fit()
+    saved = tmp_path / "run" / "bad_steps" / "step-000001-rank0.jsonl"
+    assert str(saved) in str(err.value)
+    lines = [json.loads(x) for x in saved.read_text().splitlines()]
+    assert len(lines) == 8 and all("completion" in x and x["sample"]["task"] == "temporal_grounding" for x in lines)
+
+
+def test_nan_reward_with_on_nan_skip_skips_the_step(setup, tmp_path):
+    (tmp_path / "nan.py").write_text(NAN_REWARD)
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
+                          {"rewards": {"functions": [{"name": "./nan.py:nan_reward"}]},
+                           "trainer": {"on_nan": "skip", "max_steps": 2}})
+    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl") if '"skipped_nonfinite"' in line]
+    assert [r["skipped_nonfinite"] for r in rows] == [1.0, 1.0]
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_more_generations_than_a_micro_batch_are_split(setup, tmp_path):
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
+                          {"rollout": {"num_generations": 6}, "trainer": {"micro_batch_size_per_device": 4,
+                                                                          "max_steps": 1}})
+    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
+    trainer.fit()
+    (row,) = _rows(tmp_path / "run" / "metrics.jsonl")
+    assert row["rollout/num_completions"] == 12 and row["skipped_nonfinite"] == 0.0
+
+
+def test_select_groups_none_is_identity_and_zero_variance_drops_flat_groups():
+    from rlvid.rollout import Rollouts
+
+    r = Rollouts([0, 0, 1, 1], [[1], [2], [3], [4]], ["a", "b", "c", "d"], truncated=[False] * 4)
+    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    p, r2, w = select_groups(["p0", "p1"], r, rewards, mode="none")
+    assert r2 is r and w is rewards
+    p, r2, w = select_groups(["p0", "p1"], r, rewards, mode="zero_variance")
+    assert r2.prompt_index == [1, 1] and w.tolist() == [0.0, 1.0]
