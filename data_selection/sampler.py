@@ -1,0 +1,35 @@
+"""Weighted sampling of a selected dataset: the weights `variance_weights` (or any strategy) wrote.
+
+`rlvid select` stores each kept sample's weight in `meta["selection"]["weight"]`. A trainer draws
+its data order with torch's `WeightedRandomSampler`, seeded from (seed, epoch) like the trainer's
+uniform order, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import WeightedRandomSampler
+
+from data_selection.stats import META_KEY
+from rlvid.data.sample import Sample
+
+
+def sample_weights(samples: Sequence[Sample]) -> list[float]:
+    """Each sample's selection weight (1.0 for a sample without one)."""
+    return [float((s.meta.get(META_KEY) or {}).get("weight", 1.0)) for s in samples]
+
+
+def weighted_sampler(weights: Sequence[float], seed: int, epoch: int = 0, num_samples: int | None = None,
+                     replacement: bool = True) -> WeightedRandomSampler:
+    """Indices drawn with probability proportional to `weights` (`num_samples` of them, default all),
+    reproducible from (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return WeightedRandomSampler(list(weights), num_samples or len(weights), replacement=replacement,
+                                 generator=generator)
+
+
+def weighted_order(samples: Sequence[Sample], seed: int, epoch: int = 0) -> list[int]:
+    """One epoch's data order (len(samples) draws with replacement) by the samples' selection weights."""
+    return list(weighted_sampler(sample_weights(samples), seed, epoch))
