@@ -1,0 +1,208 @@
+"""Build M-DPO pairs: sample n outputs per prompt, score each with the task metric, pair them by metric gap.
+
+    rlvid mdpo-pairs RECIPE --n 4 --out DIR          (torchrun / accelerate launch for several processes)
+
+Prompts are the recipe's train split (with `mdpo.cotasks`, each dense_caption sample becomes its
+chain's turns, `rlvid.data.cotasks`). They are sharded over processes by position (prompt k goes
+to process k mod world); each process samples with the rollout engine (`rollout.*`; temperature
+must be > 0), scores with the metric (`mdpo.metric`, else the recipe's `rewards`; a CoTasks turn
+with its sub-task scorer), forms pairs (`form_pairs`, `mdpo.min_gap`, `mdpo.pairs_per_prompt`),
+computes the reference log-probs of both outputs with the same model when
+`mdpo.reference: precomputed`, and appends them to its own files in DIR (`mdpo_pairs`). A restart
+skips finished prompts; when every process is done the main one writes summary.json and the
+`complete` marker. Each generation batch is seeded from `trainer.seed` and its first prompt id, so a
+rerun with the same processes and batch size samples the same outputs.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import uuid
+import zlib
+from pathlib import Path
+
+import torch
+
+from rewards import compose_rewards
+from rlvid.data.cotasks import ChainInputBuilder, ChainPrompt, expand_cotasks, score_turns
+from rlvid.data.recipe_data import load_split, make_input_builder
+from rlvid.data.sample import Sample
+from rlvid.models.loading import load_policy, load_processor
+from rlvid.rollout import Rollouts, SamplingParams, make_engine
+from rlvid.trainers.hooks import reward_columns
+from rlvid.trainers.mdpo_batch import reference_logps
+from rlvid.trainers.mdpo_pairs import (
+    COMPLETE,
+    Pair,
+    PairWriter,
+    check_settings,
+    finished_prompt_ids,
+    form_pairs,
+    is_complete,
+    model_key,
+    pair_summary,
+)
+
+logger = logging.getLogger("rlvid.mdpo")
+
+Prompt = Sample | ChainPrompt
+
+
+def pair_prompts(recipe, samples: list[Sample]) -> list[Prompt]:
+    """The prompts pairs are built for: the samples, with CoTasks turns in place of dense_caption samples."""
+    return expand_cotasks(samples, recipe.mdpo.cotasks_order) if recipe.mdpo.cotasks else list(samples)
+
+
+class PairScorer:
+    """Scores completions with the M-DPO metric: `mdpo.metric` (else `rewards.functions`) for samples,
+    the sub-task scorer for CoTasks turns. A sample no metric applies to scores None (it is never paired)."""
+
+    def __init__(self, recipe, recipe_dir: str | Path | None = None):
+        specs = recipe.mdpo.metric or recipe.rewards.functions
+        self.reward_set = compose_rewards(specs, on_error=recipe.rewards.on_error, base_dir=recipe_dir) \
+            if specs else None
+        self.caption_scorer = recipe.mdpo.cotasks_caption_scorer
+
+    def __call__(self, prompts: list[Prompt], completions: list[str], completion_ids: list[list[int]] | None = None
+                 ) -> list[float | None]:
+        scores: list[float | None] = [None] * len(prompts)
+        turns = [i for i, p in enumerate(prompts) if isinstance(p, ChainPrompt)]
+        if turns:
+            for i, s in zip(turns, score_turns([prompts[i] for i in turns], [completions[i] for i in turns],
+                                               self.caption_scorer), strict=True):
+                scores[i] = s
+        plain = [i for i, p in enumerate(prompts) if not isinstance(p, ChainPrompt)]
+        if plain:
+            if self.reward_set is None:
+                raise ValueError("M-DPO needs a metric to rank samples: set mdpo.metric or rewards.functions")
+            columns = reward_columns([prompts[i] for i in plain])
+            if completion_ids is not None:
+                columns["completion_ids"] = [completion_ids[i] for i in plain]
+            out = self.reward_set([completions[i] for i in plain], **columns)
+            for k, i in enumerate(plain):
+                applies = any(out.scores[label][k] is not None for label in self.reward_set.labels)
+                scores[i] = out.total[k] if applies else None
+        return scores
+
+
+def pairs_of_batch(recipe, prompts: list[Prompt], rollouts: Rollouts, scores: list[float | None], batch: str,
+                   builder) -> tuple[list[Pair], list[list[float | None]]]:
+    """Pairs of every prompt of a generation batch, and each prompt's list of sample scores."""
+    cfg = recipe.mdpo
+    pairs, per_prompt = [], []
+    for k, prompt in enumerate(prompts):
+        rows = [r for r, p in enumerate(rollouts.prompt_index) if p == k]
+        texts = [rollouts.texts[r] for r in rows]
+        group = [scores[r] for r in rows]
+        per_prompt.append(group)
+        sample = prompt.sample if isinstance(prompt, ChainPrompt) else prompt
+        cotask = {"order": prompt.order, "turn": prompt.turn} if isinstance(prompt, ChainPrompt) else None
+        rendered = builder.prompt_text(prompt)
+        for c, r in form_pairs(group, cfg.min_gap, cfg.pairs_per_prompt, texts):
+            pairs.append(Pair(prompt.id, sample, texts[c], texts[r], float(group[c]), float(group[r]),
+                              rollouts.token_ids[rows[c]], rollouts.token_ids[rows[r]], cotask, rendered,
+                              batch=batch))
+    return pairs, per_prompt
+
+
+def pair_settings(recipe, model_path: str, n: int) -> dict:
+    """What makes pairs of one folder comparable (settings.json)."""
+    from dataclasses import asdict
+
+    from rlvid.config import recipe_to_dict
+
+    cfg = recipe.mdpo
+    metric = recipe_to_dict(recipe)["mdpo"]["metric"] or recipe_to_dict(recipe)["rewards"]["functions"]
+    return {"model": model_key(model_path), "num_samples": n, "min_gap": cfg.min_gap,
+            "pairs_per_prompt": cfg.pairs_per_prompt, "metric": metric, "cotasks": cfg.cotasks,
+            "cotasks_order": cfg.cotasks_order, "cotasks_caption_scorer": cfg.cotasks_caption_scorer,
+            "reference": cfg.reference, "sampling": asdict(SamplingParams.from_recipe(recipe.rollout)),
+            "seed": recipe.trainer.seed}
+
+
+def batch_seed(seed: int, prompt_id: str) -> int:
+    return (seed * 1_000_003 + zlib.crc32(prompt_id.encode())) % (2**31)
+
+
+def build_pairs(recipe, model_path: str, out_dir: str | Path, accelerator, recipe_dir: str | Path | None = None,
+                num_samples: int | None = None, samples: list[Sample] | None = None) -> Path:
+    """Build (or finish building) the pair folder `out_dir` with the model at `model_path`; every process calls it.
+
+    `num_samples` overrides `mdpo.num_samples`; `samples` replaces the recipe's train split.
+    """
+    out_dir = Path(out_dir)
+    n = num_samples or recipe.mdpo.num_samples
+    if n < 2:
+        raise ValueError(f"M-DPO pairs need at least 2 samples per prompt, got {n}")
+    if recipe.rollout.temperature <= 0:
+        raise ValueError("M-DPO pair building samples: rollout.temperature must be > 0")
+    check_settings(out_dir, pair_settings(recipe, model_path, n), write=accelerator.is_main_process)
+    if is_complete(out_dir):
+        logger.info("pairs in %s are complete; not rebuilding", out_dir)
+        return out_dir
+    rank, world = accelerator.process_index, accelerator.num_processes
+    prompts = pair_prompts(recipe, samples if samples is not None else load_split(recipe, "train"))
+    done = finished_prompt_ids(out_dir)
+    mine = [p for k, p in enumerate(prompts) if k % world == rank and p.id not in done]
+    logger.info("rank %d: %d of %d prompts to sample (%d finished before)", rank, len(mine), len(prompts), len(done))
+    if mine:
+        _sample_and_pair(recipe, model_path, out_dir, accelerator, recipe_dir, n, mine)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        summary = pair_summary(out_dir)
+        summary.update(model=str(model_path), num_samples=n, min_gap=recipe.mdpo.min_gap)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (out_dir / COMPLETE).write_text("ok\n")
+        logger.info("pairs: %s", summary)
+    accelerator.wait_for_everyone()
+    return out_dir
+
+
+def _sample_and_pair(recipe, model_path: str, out_dir: Path, accelerator, recipe_dir, n: int,
+                     prompts: list[Prompt]) -> None:
+    processor = load_processor(model_path)
+    builder = ChainInputBuilder.like(make_input_builder(recipe, processor))
+    model = load_policy(recipe.model, model_path, device=accelerator.device).eval()
+    engine = make_engine(recipe, model, processor, builder)
+    sampling = SamplingParams.from_recipe(recipe.rollout)
+    scorer = PairScorer(recipe, recipe_dir)
+    writer = PairWriter(out_dir, accelerator.process_index)
+    size = recipe.mdpo.generation_batch_size
+    micro = max(1, recipe.trainer.micro_batch_size_per_device // 2)
+    for start in range(0, len(prompts), size):
+        chunk = prompts[start:start + size]
+        torch.manual_seed(batch_seed(recipe.trainer.seed, chunk[0].id))
+        rollouts = engine.generate(chunk, n, sampling)
+        scores = scorer([chunk[i] for i in rollouts.prompt_index], rollouts.texts, rollouts.token_ids)
+        tag = f"r{accelerator.process_index}-{uuid.uuid4().hex[:10]}"
+        pairs, per_prompt = pairs_of_batch(recipe, chunk, rollouts, scores, tag, builder)
+        if pairs and recipe.mdpo.reference == "precomputed":
+            with accelerator.autocast():
+                refs = reference_logps(model, builder, pairs, micro, accelerator.device)
+            for pair, (c, r) in zip(pairs, refs, strict=True):
+                pair.ref_chosen_logp, pair.ref_rejected_logp, pair.ref_model = c, r, model_key(model_path)
+        writer.write_batch(tag, [p.id for p in chunk], per_prompt, pairs)
+    del engine, model
+    release_memory()
+
+
+def release_memory() -> None:
+    """Free what a finished stage held (its sampling model, a round's trainer) before the next stage loads."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_mdpo_pairs(recipe_path: str, overrides: list[str] | None = None, n: int | None = None,
+                   out: str | None = None, model: str | None = None) -> Path:
+    """`rlvid mdpo-pairs`: build the pair folder `out` (default: output_dir/pairs) with `model` (or model.path)."""
+    from rlvid.config import load_recipe
+    from rlvid.trainers.loop import make_accelerator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    recipe = load_recipe(recipe_path, overrides or [])
+    recipe_dir = Path(recipe_path).resolve().parent
+    out_dir = Path(out) if out else Path(recipe.trainer.output_dir) / "pairs"
+    return build_pairs(recipe, model or recipe.model.path, out_dir, make_accelerator(recipe), recipe_dir, n)
