@@ -13,8 +13,10 @@ import torch
 
 from rlvid.data.prompts import build_messages
 from rlvid.data.sample import Sample
+from rlvid.data.streaming import chunk_video, needs_text_timestamps, stream_messages
 from rlvid.data.video import DecodedVideo, VideoSampling
 from rlvid.data.video_cache import VideoCache
+from rlvid.trainers.timing import subphase
 
 
 @dataclass
@@ -30,17 +32,30 @@ class VideoInputBuilder:
     """Turns samples (and optionally completions) into processor outputs for one model."""
 
     def __init__(self, processor, sampling: VideoSampling | None = None, cache: VideoCache | None = None,
-                 template: str = "default", reasoning: bool = True, system: str | None = None):
+                 template: str = "default", reasoning: bool = True, system: str | None = None,
+                 streaming: bool = False, stream_chunk_seconds: float = 1.0):
         self.processor = processor
         self.sampling = sampling or sampling_for_processor(processor)
         self.cache = cache if cache is not None else VideoCache()
         self.template = template
         self.reasoning = reasoning
         self.system = system
+        self.streaming = streaming
+        self.stream_chunk_seconds = stream_chunk_seconds
+
+    @property
+    def streams(self) -> bool:
+        """True when videos are fed as timestamped chunks (rlvid.data.streaming; native on Qwen3-VL)."""
+        return self.streaming and needs_text_timestamps(self.processor)
 
     def prompt_text(self, sample: Sample) -> str:
         messages = build_messages(sample, self.template, self.reasoning, self.system)
+        if self.streams:
+            messages = stream_messages(messages, self._chunks(self.video(sample)))
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _chunks(self, video: DecodedVideo) -> list[DecodedVideo]:
+        return chunk_video(video, self.stream_chunk_seconds, self.sampling.frame_factor)
 
     def video(self, sample: Sample) -> DecodedVideo:
         return self.cache.get(sample.video, self.sampling)
@@ -68,6 +83,13 @@ class VideoInputBuilder:
         return append_completions(prompt_inputs, completion_ids, tok.pad_token_id)
 
     def _process(self, texts: list[str], videos: list[DecodedVideo], padding_side: str) -> dict[str, torch.Tensor]:
+        with subphase("processor"):
+            return self._call_processor(texts, videos, padding_side)
+
+    def _call_processor(self, texts: list[str], videos: list[DecodedVideo], padding_side: str
+                        ) -> dict[str, torch.Tensor]:
+        if self.streams:
+            videos = [chunk for v in videos for chunk in self._chunks(v)]
         self.processor.tokenizer.padding_side = padding_side
         out = self.processor(
             text=texts,

@@ -8,6 +8,7 @@ from rlvid.config.schema import Recipe
 from rlvid.data.loaders import load_samples
 from rlvid.data.model_inputs import VideoInputBuilder, sampling_for_processor
 from rlvid.data.sample import Sample
+from rlvid.data.token_drop import TokenDrop
 from rlvid.data.video_cache import VideoCache
 
 logger = logging.getLogger("rlvid.data")
@@ -38,7 +39,10 @@ def make_input_builder(recipe: Recipe, processor, cache: VideoCache | None = Non
         overrides["min_pixels"] = v.min_pixels_per_frame
     if v.max_pixels_per_frame is not None:
         overrides["max_pixels"] = v.max_pixels_per_frame
+    drop = v.token_drop
+    overrides["drop"] = TokenDrop(drop.mode, drop.threshold, drop.min_kept_frames)
     sampling = sampling_for_processor(processor, **overrides)
     return VideoInputBuilder(processor, sampling, cache or VideoCache(v.cache_max_bytes),
-                             template=recipe.data.prompt_template)
+                             template=recipe.data.prompt_template, streaming=v.streaming,
+                             stream_chunk_seconds=v.stream_chunk_seconds)
 

@@ -17,6 +17,9 @@ import numpy as np
 import torch
 from transformers.video_utils import VideoMetadata
 
+from rlvid.data.token_drop import TokenDrop, kept_frames
+from rlvid.trainers.timing import subphase
+
 
 class VideoError(ValueError):
     """A video that cannot be used: missing, empty, truncated or not a video. Names the path."""
@@ -48,6 +51,7 @@ class VideoSampling:
     max_pixels: int = 768 * 28 * 28
     image_factor: int = 28
     frame_factor: int = 2
+    drop: TokenDrop = TokenDrop()  # redundant frame-pair dropping, applied after decoding (rlvid.data.token_drop)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class DecodedVideo:
     indices: list[int]
     timestamps: list[float]
     info: VideoInfo
+    dropped_frames: int = 0  # sampled frames removed as redundant (sampling.drop)
 
     @property
     def nbytes(self) -> int:
@@ -150,7 +155,11 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
 
 def decode_video(path: str | os.PathLike, sampling: VideoSampling) -> DecodedVideo:
     """Decode the sampled frames of one video, resized for the model, with their timestamps."""
-    path = os.fspath(path)
+    with subphase("decode"):
+        return _decode_video(os.fspath(path), sampling)
+
+
+def _decode_video(path: str, sampling: VideoSampling) -> DecodedVideo:
     info = probe_video(path)
     indices = sample_frame_indices(info, sampling)
     height, width = frame_size(info.height, info.width, len(indices), sampling)
@@ -177,7 +186,18 @@ def decode_video(path: str | os.PathLike, sampling: VideoSampling) -> DecodedVid
                          f"{len(indices)} sampled ones")
     tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
     timestamps = [idx / info.fps for idx in indices]
-    return DecodedVideo(tensor, indices, timestamps, info)
+    video = DecodedVideo(tensor, indices, timestamps, info)
+    return drop_redundant(video, sampling) if sampling.drop.enabled else video
+
+
+def drop_redundant(video: DecodedVideo, sampling: VideoSampling) -> DecodedVideo:
+    """The video without the frame pairs `sampling.drop` finds redundant; kept frames keep their indices/times."""
+    keep = kept_frames(video.frames, sampling.drop, sampling.frame_factor, sampling.image_factor)
+    if len(keep) == len(video.indices):
+        return video
+    return DecodedVideo(video.frames[keep].contiguous(), [video.indices[i] for i in keep],
+                        [video.timestamps[i] for i in keep], video.info,
+                        video.dropped_frames + len(video.indices) - len(keep))
 
 
 def _positions(indices: list[int]) -> dict[int, list[int]]:

@@ -2,7 +2,10 @@
 
 Because it samples from the very module being trained, `sync_weights` has nothing to do. Each
 prompt's video is decoded once (the builder's cache) and its inputs are repeated G times with
-`num_return_sequences`, so the G completions of a prompt share one prompt encoding.
+`num_return_sequences`, so the G completions of a prompt share one prompt encoding. With
+`shared_prefill` (recipe `trainer.shared_prefix`), each prompt is prefilled once and its KV cache
+repeated G times instead (rlvid.rollout.hf_prefill): the vision encoder and the prompt's forward
+run once per prompt, not G times.
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ import torch
 from rlvid.data.model_inputs import VideoInputBuilder
 from rlvid.data.sample import Sample
 from rlvid.rollout.base import Rollouts, SamplingParams
+from rlvid.rollout.hf_prefill import can_share_prefill, generate_shared_prefill, timed_generate_calls
 
 
 class HFRolloutEngine:
     """Rollouts with transformers' `generate` on the (unwrapped) policy model."""
 
-    def __init__(self, model, builder: VideoInputBuilder, max_prompts_per_generate: int | None = None):
+    def __init__(self, model, builder: VideoInputBuilder, max_prompts_per_generate: int | None = None,
+                 shared_prefill: bool = False):
         self.model = model
         self.builder = builder
         self.max_prompts_per_generate = max_prompts_per_generate
+        self.shared_prefill = shared_prefill
         self.placeholder_ids = placeholder_token_ids(model)
 
     @torch.no_grad()
@@ -43,22 +49,25 @@ class HFRolloutEngine:
         device = next(model.parameters()).device
         inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
                   for k, v in self.builder.prompts(batch).inputs.items()}
+        options = dict(
+            do_sample=True,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k or None,
+            repetition_penalty=sampling.repetition_penalty,
+            max_new_tokens=sampling.max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            suppress_tokens=self.placeholder_ids or None,
+        )
         was_training = model.training
         model.eval()
         try:
-            ids = model.generate(
-                **inputs,
-                do_sample=True,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                top_k=sampling.top_k or None,
-                repetition_penalty=sampling.repetition_penalty,
-                max_new_tokens=sampling.max_new_tokens,
-                num_return_sequences=num_generations,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                suppress_tokens=self.placeholder_ids or None,
-            )
+            if self.shared_prefill and can_share_prefill(model):
+                ids = generate_shared_prefill(model, inputs, num_generations, **options)
+            else:
+                with timed_generate_calls(model):
+                    ids = model.generate(**inputs, num_return_sequences=num_generations, **options)
         finally:
             model.train(was_training)
         new = ids[:, inputs["input_ids"].shape[1]:].tolist()

@@ -17,6 +17,8 @@ from rlvid.data.model_inputs import VideoInputBuilder, append_completions
 from rlvid.data.sample import Sample
 
 VISUAL_KEYS = {"pixel_values_videos": "video_grid_thw", "pixel_values": "image_grid_thw"}
+# per-video / per-image tensors (one row per visual item) and the placeholder token that counts the item's tokens
+PER_ITEM_KEYS = {"video_grid_thw": "video", "second_per_grid_ts": "video", "image_grid_thw": "image"}
 
 
 @dataclass
@@ -29,32 +31,67 @@ class EncodedPrompt:
 
 
 def encode_prompts(builder: VideoInputBuilder, samples: list[Sample]) -> list[EncodedPrompt]:
-    """Run the processor once over `samples` and split its outputs per prompt."""
+    """Run the processor once over `samples` and split its outputs per prompt.
+
+    A prompt may hold several videos (a streamed video is several chunks): each prompt's videos are
+    the next ones in order whose placeholder tokens add up to the prompt's count of video tokens.
+    """
     if not samples:
         return []
     texts = [builder.prompt_text(s) for s in samples]
     videos = [builder.video(s) for s in samples]
     batch = builder._process(texts, videos, padding_side="right")  # same call as prompt_with_completions
+    return split_per_prompt(batch, builder.processor)
+
+
+def split_per_prompt(batch: dict[str, torch.Tensor], processor) -> list[EncodedPrompt]:
+    """Processor outputs of a right-padded batch -> one `EncodedPrompt` per row."""
     lengths = batch["attention_mask"].sum(1).tolist()
     seq_len = batch["input_ids"].shape[1]
+    items = {kind: _items_per_row(batch, processor, kind) for kind in ("video", "image")}
     out = []
-    offsets = {k: 0 for k in VISUAL_KEYS}
     for r, length in enumerate(lengths):
         tokens, visual, per_row = {}, {}, {}
         for key, value in batch.items():
             if not isinstance(value, torch.Tensor):
                 continue
             if key in VISUAL_KEYS:
-                grid = batch[VISUAL_KEYS[key]][r]
-                n = int(grid.prod())
-                visual[key] = value[offsets[key]:offsets[key] + n]
-                offsets[key] += n
+                kind = "video" if key == "pixel_values_videos" else "image"
+                first, last = items[kind][r]
+                grid = batch[VISUAL_KEYS[key]]
+                patches = grid.prod(-1)
+                visual[key] = value[int(patches[:first].sum()):int(patches[:last].sum())]
+            elif key in PER_ITEM_KEYS:
+                first, last = items[PER_ITEM_KEYS[key]][r]
+                visual[key] = value[first:last]
             elif value.ndim >= 2 and value.shape[0] == len(lengths) and value.shape[1] == seq_len:
                 tokens[key] = value[r, :length]
             elif value.shape[:1] == (len(lengths),):
                 per_row[key] = value[r:r + 1]
         out.append(EncodedPrompt(tokens, visual, per_row))
     return out
+
+
+def _items_per_row(batch: dict[str, torch.Tensor], processor, kind: str) -> list[tuple[int, int]]:
+    """[first, last) visual-item indices of each row, matched by placeholder-token counts."""
+    rows = batch["input_ids"].shape[0]
+    grid = batch.get(f"{kind}_grid_thw")
+    if grid is None:
+        return [(0, 0)] * rows
+    token_id = getattr(processor, f"{kind}_token_id")
+    merge = int(getattr(processor, f"{kind}_processor").merge_size)
+    per_item = (grid.prod(-1) // merge**2).tolist()
+    wanted = (batch["input_ids"] == token_id).sum(1).tolist()
+    spans, item = [], 0
+    for r in range(rows):
+        first, total = item, 0
+        while total < wanted[r] and item < len(per_item):
+            total += per_item[item]
+            item += 1
+        if total != wanted[r]:
+            raise ValueError(f"row {r}: {wanted[r]} {kind} tokens do not match its {kind}s' grids")
+        spans.append((first, item))
+    return spans
 
 
 def collate(prompts: list[EncodedPrompt], completion_ids: list[list[int]], pad_id: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
@@ -27,6 +28,38 @@ def make_tiny_setup(root: str | Path, arch: str = "qwen2_5_vl", n: int = 40, see
     return {"model": model, "data": data}
 
 
+# Grounding learning setup (tests/test_grpo_learning.py). The tiny model does not learn to read an interval from the
+# pixels within a CPU test's budget (SFT loss stays at the answer prior's entropy), so what RL can improve is where
+# the intervals lie: SFT on 4 s clips teaches the answer format and intervals that fit 4 s clips; GRPO on 12 s clips
+# must move them to where the IoU reward is (held-out mIoU ~0.1 -> ~0.38), and a sign-flipped control must not.
+GROUNDING_VIDEO = {"fps": 2.0, "min_frames": 4, "max_frames": 16, "total_pixels": 16 * 1568,
+                   "min_pixels_per_frame": 3136, "max_pixels_per_frame": 3136}  # 8 frame pairs x 2 tokens
+
+
+def make_grounding_setup(root: str | Path, arch: str = "qwen2_5_vl", seed: int = 0, n_sft: int = 200,
+                         n_rl: int = 360, sft_duration: float = 4.0, rl_duration: float = 12.0
+                         ) -> dict[str, Path]:
+    """Tiny model + two temporal-grounding sets at 2 fps: `sft_data` (short clips) and `data` (long clips, 20% val).
+
+    `data` is what GRPO trains and is evaluated on (val: n_rl // 5 held-out clips); `sft_data` is for the warm start.
+    Reused if already there.
+    """
+    from rlvid.data.synthetic import make_synthetic_data
+    from rlvid.models.tiny import make_tiny_model
+
+    root = Path(root)
+    model, sft_data, data = root / f"model-{arch}", root / "sft_data", root / "rl_data"
+    if not (model / "config.json").is_file():
+        make_tiny_model(model, arch=arch)
+    if not (sft_data / "train.jsonl").is_file():
+        make_synthetic_data(sft_data, n=n_sft, seed=seed + 1, duration=sft_duration, fps=2,
+                            tasks=("temporal_grounding",))
+    if not (data / "train.jsonl").is_file():
+        make_synthetic_data(data, n=n_rl, seed=seed, duration=rl_duration, fps=2, splits=(0.8, 0.2, 0.0),
+                            tasks=("temporal_grounding",))
+    return {"model": model, "sft_data": sft_data, "data": data}
+
+
 def write_recipe(path: str | Path, setup: dict[str, Path], output_dir: str | Path, overrides: dict | None = None
                  ) -> Path:
     """A GRPO recipe on the tiny setup (small videos, short completions, no wandb), merged with `overrides`."""
@@ -46,6 +79,13 @@ def write_recipe(path: str | Path, setup: dict[str, Path], output_dir: str | Pat
     path = Path(path)
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
+
+
+def merged(base: dict, overrides: dict | None) -> dict:
+    """A deep copy of `base` with `overrides` merged in (nested dicts merge, other values replace)."""
+    out = copy.deepcopy(base)
+    _merge(out, copy.deepcopy(overrides or {}))
+    return out
 
 
 def _merge(into: dict, new: dict) -> None:

@@ -1,0 +1,87 @@
+"""Generation with a shared prefill: each prompt is prefilled once, then decoded G times.
+
+`generate(num_return_sequences=G)` repeats every prompt (video pixels included) G times before
+the first forward, so the vision encoder and the prompt's LLM forward run G times. Here the
+prompts (without their last token) run once with `use_cache=True`; the KV cache is repeated G
+times per prompt, the model's mRoPE offset (`rope_deltas`, which `generate` uses to continue
+positions after a cached prefix) is set for the repeated rows, and `generate` continues from
+the cache with text only. With the same seed this samples the same tokens as the plain call
+(tests/test_efficiency_prefix.py); the logits differ only by float rounding.
+
+Timed as sub-phases of the open phase: `prefill` (prompt forward, LLM part; the vision encoder
+is its own `vision` sub-phase) and `decode_tokens` (the token-by-token loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from rlvid.models.vision_reuse import find_vl_core
+from rlvid.trainers.timing import active_timer, subphase
+
+TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
+ROPE_KEYS = ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
+
+
+def can_share_prefill(model: torch.nn.Module) -> bool:
+    """True for Qwen2.5-VL / Qwen3-VL style models (mRoPE with `get_rope_index`)."""
+    try:
+        find_vl_core(model)
+    except TypeError:
+        return False
+    return True
+
+
+def generate_shared_prefill(model, inputs: dict[str, torch.Tensor], num_generations: int, **generate_kwargs
+                            ) -> torch.Tensor:
+    """`model.generate(**inputs, num_return_sequences=num_generations, ...)` with one prefill per prompt.
+
+    `inputs` is a left-padded prompt batch (the builder's `prompts`). Returns ids [B * G, L + new],
+    rows grouped by prompt like `num_return_sequences`.
+    """
+    core = find_vl_core(model)
+    ids, attention = inputs["input_ids"], inputs["attention_mask"]
+    prefix = {k: (v[:, :-1] if k in TOKEN_KEYS else v) for k, v in inputs.items()}
+    positions, deltas = core.get_rope_index(
+        prefix["input_ids"], mm_token_type_ids=prefix["mm_token_type_ids"], attention_mask=prefix["attention_mask"],
+        **{k: prefix[k] for k in ROPE_KEYS if k in prefix})
+    with subphase("prefill"):
+        cache = model(**prefix, position_ids=positions, use_cache=True, logits_to_keep=1).past_key_values
+    rows = torch.arange(ids.shape[0], device=ids.device).repeat_interleave(num_generations)
+    cache.reorder_cache(rows)
+    core.rope_deltas = deltas[rows]
+    with subphase("decode_tokens"):
+        return model.generate(input_ids=ids[rows], attention_mask=attention[rows], past_key_values=cache,
+                              **generate_kwargs)
+
+
+@contextmanager
+def timed_generate_calls(model: torch.nn.Module) -> Iterator[None]:
+    """Around a plain `generate`: its first forward is `prefill`, everything else `decode_tokens`."""
+    timer = active_timer()
+    if timer is None:
+        yield
+        return
+    state = {"calls": 0, "open": None}
+
+    def before(_module, _args, _kwargs):
+        if state["calls"] == 0:
+            state["open"] = timer.enter_sub("prefill")
+        state["calls"] += 1
+
+    def after(_module, _args, _kwargs, _output):
+        if state["open"] is not None:
+            timer.exit_sub(state["open"])
+            state["open"] = None
+
+    handles = [model.register_forward_pre_hook(before, with_kwargs=True),
+               model.register_forward_hook(after, with_kwargs=True)]
+    try:
+        with subphase("decode_tokens"):
+            yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -1,0 +1,137 @@
+"""Shared-prefix log-probs: a prompt is run once for all of its completions.
+
+The G completions of a prompt share its video-heavy prompt. The plain pass (`completion_logprobs`)
+runs G full prompt+completion forwards; this one runs each distinct prompt of a micro-batch once
+(without its last token) with `use_cache=True`, selects the prompt's KV cache for every row that
+continues it, and runs only `last prompt token + completion` against it. Positions follow
+Qwen2.5-VL / Qwen3-VL's multimodal RoPE: the prompt's 3-D positions come from the model's own
+`get_rope_index`, and text after the prompt continues from the prompt's largest position + 1 on
+all three axes, exactly what the plain forward computes. The result has the plain pass's layout
+([B, T - start] log-probs aligned with the completion mask), so the two are interchangeable and
+equal within float tolerance (tests/test_efficiency_prefix.py).
+
+With gradients the prefix forward carries them: its graph is shared by the micro-batch's rows,
+so the prompt's forward and backward run once per prompt instead of once per completion. Under
+gradient checkpointing (which turns the KV cache off) and for models without a `get_rope_index`,
+the plain pass is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlvid.algos import selective_log_softmax
+from rlvid.models.vision_reuse import find_vl_core
+from rlvid.trainers.logprobs import EncodedPrompt, completion_logprobs, to_device
+from rlvid.trainers.timing import subphase
+
+ROPE_KEYS = ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
+
+
+@dataclass
+class PrefixBatch:
+    """A micro-batch laid out for the shared-prefix pass.
+
+    prefix: the distinct prompts without their last token, right-padded, with their visual tensors.
+    row_prompt: [B] which prefix row each sequence continues.
+    prompt_lens: [B] full prompt length of each row (where its completion starts in the plain layout).
+    tail_ids / tail_mask: [B, 1 + C] the prompt's last token followed by the completion, right-padded.
+    """
+
+    prefix: dict[str, torch.Tensor]
+    row_prompt: torch.Tensor
+    prompt_lens: torch.Tensor
+    tail_ids: torch.Tensor
+    tail_mask: torch.Tensor
+
+    def to(self, device: torch.device) -> PrefixBatch:
+        return PrefixBatch(to_device(self.prefix, device), self.row_prompt.to(device), self.prompt_lens.to(device),
+                           self.tail_ids.to(device), self.tail_mask.to(device))
+
+
+def make_prefix_batch(prompts: list[EncodedPrompt], row_prompt: list[int], completion_ids: list[list[int]],
+                      pad_id: int) -> PrefixBatch:
+    """Lay out rows `prompts[row_prompt[i]] + completion_ids[i]` with each distinct prompt once."""
+    order = list(dict.fromkeys(row_prompt))
+    slot = {p: i for i, p in enumerate(order)}
+    uniq = [prompts[p] for p in order]
+    length = max(int(p.tokens["input_ids"].shape[0]) for p in uniq) - 1
+    prefix: dict[str, torch.Tensor] = {}
+    for key in uniq[0].tokens:
+        fill = pad_id if key == "input_ids" else 0
+        prefix[key] = torch.stack([torch.nn.functional.pad(p.tokens[key][:-1], (0, length + 1 - p.tokens[key].shape[0]),
+                                                           value=fill) for p in uniq])
+    for key in uniq[0].visual:
+        prefix[key] = torch.cat([p.visual[key] for p in uniq])
+    for key in uniq[0].per_row:
+        prefix[key] = torch.cat([p.per_row[key] for p in uniq])
+    width = 1 + max((len(c) for c in completion_ids), default=0)
+    ids = prompts[0].tokens["input_ids"]
+    tail_ids = torch.full((len(row_prompt), width), pad_id, dtype=ids.dtype)
+    tail_mask = torch.zeros((len(row_prompt), width), dtype=torch.long)
+    lens = []
+    for r, (p, comp) in enumerate(zip(row_prompt, completion_ids, strict=True)):
+        prompt_ids = prompts[p].tokens["input_ids"]
+        lens.append(int(prompt_ids.shape[0]))
+        tail_ids[r, 0] = prompt_ids[-1]
+        tail_ids[r, 1:1 + len(comp)] = torch.tensor(comp, dtype=ids.dtype)
+        tail_mask[r, :1 + len(comp)] = 1
+    return PrefixBatch(prefix, torch.tensor([slot[p] for p in row_prompt]), torch.tensor(lens), tail_ids, tail_mask)
+
+
+def supports_shared_prefix(model: torch.nn.Module) -> bool:
+    """False where the KV cache is off (gradient checkpointing while training) or the family is not mRoPE-Qwen."""
+    try:
+        core = find_vl_core(model)
+    except TypeError:
+        return False
+    checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in core.language_model.modules())
+    return not (checkpointing and core.training)
+
+
+def prefix_completion_logprobs(model: torch.nn.Module, batch: PrefixBatch, completion_mask: torch.Tensor,
+                               temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same result as `completion_logprobs(model, collated_inputs, completion_mask, temperature)`."""
+    device = completion_mask.device
+    core = find_vl_core(model)
+    batch = batch.to(device)
+    pre = batch.prefix
+    positions, deltas = core.get_rope_index(
+        pre["input_ids"], mm_token_type_ids=pre["mm_token_type_ids"], attention_mask=pre["attention_mask"],
+        **{k: pre[k] for k in ROPE_KEYS if k in pre})
+    with subphase("prefill"):
+        cache = model(**pre, position_ids=positions, use_cache=True, logits_to_keep=1).past_key_values
+    cache.reorder_cache(batch.row_prompt)
+    prefix_len = pre["attention_mask"].sum(1)
+    base = (prefix_len + deltas.view(-1))[batch.row_prompt]  # position of each row's last prompt token
+    steps = torch.arange(batch.tail_ids.shape[1], device=device)
+    tail_pos = (base[:, None] + steps[None]).unsqueeze(0).expand(3, -1, -1)
+    attention = torch.cat([pre["attention_mask"][batch.row_prompt], batch.tail_mask.to(pre["attention_mask"].dtype)], 1)
+    logits = model(input_ids=batch.tail_ids, attention_mask=attention, position_ids=tail_pos, past_key_values=cache,
+                   use_cache=True).logits
+    tail_logp = selective_log_softmax(logits[:, :-1].float(), batch.tail_ids[:, 1:], temperature=temperature)
+    return _to_plain_layout(tail_logp, batch, completion_mask)
+
+
+def _to_plain_layout(tail_logp: torch.Tensor, batch: PrefixBatch, completion_mask: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, C] completion-aligned log-probs -> the plain pass's [B, T - start] layout and mask."""
+    has = completion_mask.any(0).nonzero()
+    start = int(has[0]) if has.numel() else completion_mask.shape[1] - 1
+    start = max(start, 1)
+    width = completion_mask.shape[1] - start
+    valid = batch.tail_mask[:, 1:].bool()
+    rows, steps = valid.nonzero(as_tuple=True)
+    cols = batch.prompt_lens[rows] + steps - start
+    out = tail_logp.new_zeros((tail_logp.shape[0], width)).index_put((rows, cols), tail_logp[rows, steps])
+    return out, completion_mask[:, start:]
+
+
+def micro_batch_logprobs(model: torch.nn.Module, inputs: dict[str, torch.Tensor], completion_mask: torch.Tensor,
+                         shared: PrefixBatch | None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The shared-prefix pass when a `PrefixBatch` is given and the model allows it, else the plain pass."""
+    if shared is not None and supports_shared_prefix(model):
+        return prefix_completion_logprobs(model, shared, completion_mask, temperature)
+    return completion_logprobs(model, to_device(inputs, completion_mask.device), completion_mask, temperature)
