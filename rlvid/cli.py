@@ -34,6 +34,21 @@ def _eval(args: argparse.Namespace) -> int:
                     out=args.out)
 
 
+def _train(args: argparse.Namespace) -> int:
+    from rlvid.trainers.train_cli import run_sft, run_train
+
+    (run_sft if args.command == "sft" else run_train)(args.recipe, args.overrides)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from rlvid.plot import plot_run
+
+    for path in plot_run(args.run_dir, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlvid", description="RL post-training for video LLMs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", choices=["val", "test"])
     p.add_argument("--out", default=None, help="folder for metrics.json and predictions.jsonl")
     p.set_defaults(func=_eval)
+
+    for name, text in (("train", "train with the recipe's algorithm (GRPO, with its optional SFT warm start)"),
+                       ("sft", "supervised fine-tuning on the target answers")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("recipe")
+        p.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.lr=1e-5")
+        p.set_defaults(func=_train)
+
+    p = sub.add_parser("plot", help="PNG curves of a run folder's metrics.jsonl")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots)")
+    p.set_defaults(func=_plot)
+
+    from rlvid.trainers.mdpo_cli import add_mdpo_pairs_arguments, mdpo_pairs_command
+
+    p = sub.add_parser("mdpo-pairs", help="sample n outputs per prompt, score them with the metric, write M-DPO pairs")
+    add_mdpo_pairs_arguments(p)
+    p.set_defaults(func=mdpo_pairs_command)
+
+    from data_selection.cli import add_select_arguments, run_select
+
+    p = sub.add_parser("select", help="score k rollouts per training sample and keep the informative ones")
+    add_select_arguments(p)
+    p.set_defaults(func=run_select)
     return parser
 
 

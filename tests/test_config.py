@@ -56,7 +56,7 @@ def test_unknown_top_level_key_names_file_and_allowed_keys(tmp_path):
     message = error_of(path)
     assert message.startswith(f"{path}: unknown key 'trainr'.")
     assert "Did you mean 'trainer'?" in message
-    sections = "model, data, rollout, trainer, mdpo, rewards, selection, hooks, logging"
+    sections = "model, data, rollout, trainer, sft, mdpo, rewards, selection, hooks, logging"
     assert f"Allowed keys at the top level: {sections}" in message
 
 

@@ -96,7 +96,48 @@ def test_select_groups_none_is_identity_and_zero_variance_drops_flat_groups():
 
     r = Rollouts([0, 0, 1, 1], [[1], [2], [3], [4]], ["a", "b", "c", "d"], truncated=[False] * 4)
     rewards = torch.tensor([1.0, 1.0, 0.0, 1.0])
-    p, r2, w = select_groups(["p0", "p1"], r, rewards, mode="none")
-    assert r2 is r and w is rewards
-    p, r2, w = select_groups(["p0", "p1"], r, rewards, mode="zero_variance")
+    p, r2, w, m = select_groups(["p0", "p1"], r, rewards, mode="none")
+    assert r2 is r and w is rewards and m == {}
+    p, r2, w, m = select_groups(["p0", "p1"], r, rewards, mode="zero_variance")
     assert r2.prompt_index == [1, 1] and w.tolist() == [0.0, 1.0]
+    assert m["selection/filtered_fraction"] == 0.5 and m["selection/kept_groups"] == 1.0
+
+
+PARITY_REWARD = (
+    "def parity(completions, id, **kw):\n"
+    "    # informative (varies with length) for odd sample ids, flat for even ones\n"
+    "    return [len(c) / 10 if int(i[-1]) % 2 else 1.0 for c, i in zip(completions, id)]\n"
+)
+FLAT_REWARD = "def flat(completions, **kw):\n    return [1.0] * len(completions)\n"
+
+
+def test_dynamic_sampling_refills_to_the_target_number_of_informative_groups(setup, tmp_path):
+    (tmp_path / "parity.py").write_text(PARITY_REWARD)
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
+                          {"rewards": {"functions": [{"name": "./parity.py:parity"}]},
+                           "selection": {"online": "dynamic_sampling", "max_tries": 6},
+                           "trainer": {"max_steps": 2}})
+    GRPOTrainer(load_recipe(recipe), tmp_path).fit()
+    rows = _rows(tmp_path / "run" / "metrics.jsonl")
+    assert len(rows) == 2
+    for row in rows:
+        kept = row["selection/kept_groups"]
+        assert row["rollout/num_completions"] == 4 * kept  # whole groups of G=4
+        assert row["selection/rollouts_spent"] == 8 * row["selection/tries"]  # 2 prompts x G per try
+        assert kept == 2 or row["selection/cap_hit"] == 1.0
+
+
+def test_all_flat_groups_leave_an_empty_batch_that_is_handled(setup, tmp_path):
+    (tmp_path / "flat.py").write_text(FLAT_REWARD)
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
+                          {"rewards": {"functions": [{"name": "./flat.py:flat"}]},
+                           "selection": {"online": "dynamic_sampling", "max_tries": 2},
+                           "trainer": {"max_steps": 1}})
+    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    (row,) = _rows(tmp_path / "run" / "metrics.jsonl")
+    assert row["selection/kept_groups"] == 0 and row["selection/cap_hit"] == 1.0
+    assert row["selection/tries"] == 2 and row["rollout/num_completions"] == 0
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, before[k]), k

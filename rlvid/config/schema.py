@@ -51,6 +51,21 @@ class ModelConfig:
 
 
 @dataclass
+class TokenDropConfig:
+    """Redundant-frame dropping (TimeChat-Online's differential token drop, in temporal-patch units).
+
+    A pair of sampled frames (one temporal patch, i.e. one row of visual tokens per spatial patch)
+    is dropped when its change from the last kept pair is below `threshold`; kept frames keep
+    their true timestamps. Applied at decode time, so rollouts, log-prob passes, the update and
+    evaluation all see the same frames (rlvid.data.token_drop).
+    """
+
+    mode: Literal["none", "frame", "patch"] = "none"  # frame: mean change over the frame; patch: largest patch change
+    threshold: float = 0.02  # change (mean |delta pixel| on a 0-1 scale) below which a frame pair is redundant
+    min_kept_frames: int = 4  # never keep fewer frames than this (the first pair is always kept)
+
+
+@dataclass
 class VideoConfig:
     fps: float = 2.0  # frames sampled per second of video
     min_frames: int = 4
@@ -61,6 +76,7 @@ class VideoConfig:
     cache_max_bytes: int = 2 * 1024**3  # decoded-frame cache (per process), so a video is decoded once per step
     streaming: bool = False  # feed the video as a timestamped stream of frame chunks
     stream_chunk_seconds: float = 1.0  # with streaming: seconds of video per chunk
+    token_drop: TokenDropConfig = field(default_factory=TokenDropConfig)
 
 
 @dataclass
@@ -136,6 +152,26 @@ class TrainerConfig:
     on_nan: Literal["raise", "skip"] = "raise"  # non-finite loss: stop, or skip the step and log it
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # mixed precision of the update
     progress_bar: bool = True
+    save_total_limit: int = 2  # checkpoints kept in output_dir (oldest removed first); 0 = keep all
+    advantage_sign: Literal[1, -1] = 1  # -1 flips every advantage: a control run that must NOT learn
+    max_eval_samples: int | None = None  # cap on val samples an evaluation hook decodes (None = all)
+    eval_batch_size: int = 8  # prompts per greedy-decoding batch in evaluation hooks
+    reuse_vision: bool = True  # compute each video's visual features once per step (rollouts, old/ref, frozen update)
+    shared_prefix: bool = True  # run a prompt once for its G completions (hf prefill and log-prob passes)
+
+
+# ---------------------------------------------------------------- SFT
+
+
+@dataclass
+class SftConfig:
+    """Supervised fine-tuning on the ground-truth answer text (`rlvid sft`, or a warm start before GRPO)."""
+
+    steps: int = 0  # optimizer steps; with trainer.algorithm grpo, > 0 runs an SFT warm start first
+    lr: float = 1.0e-5
+    global_samples_per_step: int = 8  # samples per optimizer step, all processes together
+    lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_ratio: float = 0.0
 
 
 # ---------------------------------------------------------------- M-DPO
@@ -143,6 +179,8 @@ class TrainerConfig:
 
 @dataclass
 class MdpoConfig:
+    """Metric-based DPO (VidChain): sample outputs, rank them by a task metric, DPO on pairs (rlvid.trainers.mdpo)."""
+
     beta: float = 0.1
     loss: Literal["sigmoid", "ipo"] = "sigmoid"
     label_smoothing: float = 0.0  # sigmoid only
@@ -150,10 +188,17 @@ class MdpoConfig:
     margin_scale: float = 0.0  # margin = margin_scale * metric gap
     sft_gamma: float = 0.0  # coefficient of the NLL term on the chosen completion (VidChain)
     num_samples: int = 4  # completions sampled per prompt to build pairs
-    min_gap: float = 0.0  # keep pairs whose metric gap exceeds this
+    min_gap: float = 0.0  # keep pairs whose metric gap is at least this (ties never pair); IoU/SODA_c are on 0-1
+    pairs_per_prompt: int = 0  # keep at most this many pairs per prompt, largest gaps first; 0 = all
+    metric: list[RewardSpec] = field(default_factory=list)  # rewards that rank the samples; [] = rewards.functions
+    pairs: str | None = None  # folder of pairs (rlvid mdpo-pairs) to train on; None = build them in the run
+    pairs_per_step: int = 8  # pairs per optimizer step, all processes together (a pair is 2 sequences)
+    generation_batch_size: int = 8  # prompts per generate call when building pairs (also the resume unit)
     reference: Literal["precomputed", "model"] = "precomputed"  # reference log-probs stored with pairs, or live
-    cotasks: bool = False  # VidChain chain-of-tasks prompting
-    rounds: int = 1  # sample -> pair -> train rounds
+    cotasks: bool = False  # VidChain chain-of-tasks prompting for dense_caption samples
+    cotasks_order: Literal["segments_first", "captions_first"] = "segments_first"  # or count->captions->segments
+    cotasks_caption_scorer: Literal["meteor", "cider", "rouge_l"] = "meteor"  # caption turn: SODA_c on GT segments
+    rounds: int = 1  # sample -> pair -> train rounds (round_k/ folders when > 1)
 
 
 # ---------------------------------------------------------------- rewards, selection, hooks, logging
@@ -174,8 +219,13 @@ class RewardsConfig:
 
 @dataclass
 class OfflineSelection:
+    """`rlvid select`: k sampled rollouts per training sample, then a strategy (data_selection/README.md)."""
+
     strategy: str = "none"  # registered selection strategy (data_selection); none = keep all samples
     kwargs: dict[str, Any] = field(default_factory=dict)
+    num_rollouts: int = 8  # k: rollouts per sample (`rlvid select --k` overrides)
+    batch_size: int = 8  # prompts per generate call on each process (also the resume unit)
+    pass_threshold: float | None = None  # total reward a rollout needs to pass; None = half the max attainable
 
 
 @dataclass
@@ -209,6 +259,7 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
     mdpo: MdpoConfig = field(default_factory=MdpoConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)

@@ -1,4 +1,4 @@
-"""Rollout engines: sample G completions per prompt (hf now; vllm colocate / server later)."""
+"""Rollout engines: sample G completions per prompt (hf; vllm colocated and vllm-server, imported lazily)."""
 
 from rlvid.rollout.base import RolloutEngine, Rollouts, SamplingParams
 from rlvid.rollout.factory import ENGINES, EngineNotAvailableError, make_engine

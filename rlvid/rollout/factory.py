@@ -1,16 +1,19 @@
-"""`make_engine`: the recipe's `rollout.engine` name -> a RolloutEngine."""
+"""`make_engine`: the recipe's `rollout.engine` name -> a RolloutEngine.
+
+The vLLM engines are imported only when asked for, so rlvid runs without the `[vllm]` extra; a
+recipe naming one without vLLM installed gets `EngineNotAvailableError` naming the extra.
+"""
 
 from __future__ import annotations
 
 from rlvid.data.model_inputs import VideoInputBuilder
 from rlvid.rollout.base import RolloutEngine
 from rlvid.rollout.hf import HFRolloutEngine
+from rlvid.rollout.vllm_import import EngineNotAvailableError
 
 ENGINES = ("hf", "vllm", "vllm-server")
 
-
-class EngineNotAvailableError(RuntimeError):
-    """The recipe names an engine that cannot run here."""
+__all__ = ["ENGINES", "EngineNotAvailableError", "make_engine"]
 
 
 def make_engine(recipe, model, processor, builder: VideoInputBuilder) -> RolloutEngine:
@@ -18,9 +21,12 @@ def make_engine(recipe, model, processor, builder: VideoInputBuilder) -> Rollout
     name = recipe.rollout.engine
     if name == "hf":
         return HFRolloutEngine(model, builder)
-    if name in ("vllm", "vllm-server"):
-        raise EngineNotAvailableError(
-            f"rollout.engine={name!r} is not built yet (a later release adds it); it will need the vLLM extra: "
-            "pip install 'rlvid[vllm]'. Use rollout.engine=hf meanwhile."
-        )
+    if name == "vllm":
+        from rlvid.rollout.vllm_colocate import create_colocate_engine
+
+        return create_colocate_engine(recipe, model, processor, builder)
+    if name == "vllm-server":
+        from rlvid.rollout.vllm_server import create_server_engine
+
+        return create_server_engine(recipe, model, processor, builder)
     raise EngineNotAvailableError(f"unknown rollout.engine {name!r}; known: {list(ENGINES)}")

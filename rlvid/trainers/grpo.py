@@ -17,21 +17,27 @@ import torch
 
 from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer
 from rlvid.models.loading import load_policy
+from rlvid.models.vision_reuse import attach_caches, reuse_vision, visual_tokens
 from rlvid.rollout import Rollouts, SamplingParams, make_engine
+from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
 from rlvid.trainers.hooks import reward_columns
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts, to_device
+from rlvid.trainers.logprobs import collate, encode_prompts
 from rlvid.trainers.loop import NonFiniteError, Trainer, reduce_max, reduce_sum
-from rlvid.trainers.selection import select_groups
+from rlvid.trainers.prefix_logprobs import PrefixBatch, make_prefix_batch, micro_batch_logprobs
+from rlvid.trainers.selection import refill_groups, select_groups
 
 
 @dataclass
 class MicroBatch:
-    """Rows of one forward/backward: model inputs, completion mask, advantages, rollout positions."""
+    """Rows of one forward/backward: model inputs, completion mask, advantages, rollout positions, and the
+    sampling engine's log-probs in the mask's layout (when the engine returns them, e.g. vLLM)."""
 
     inputs: dict[str, torch.Tensor]
     mask: torch.Tensor
     advantages: torch.Tensor
     rows: list[int]
+    rollout_logp: torch.Tensor | None = None
+    shared: PrefixBatch | None = None  # the same rows laid out for the shared-prefix pass (trainer.shared_prefix)
 
 
 class GRPOTrainer(Trainer):
@@ -46,6 +52,10 @@ class GRPOTrainer(Trainer):
         self.sampling = SamplingParams.from_recipe(recipe.rollout)
         self.engine = make_engine(recipe, self.accelerator.unwrap_model(self.model), self.processor, self.builder)
         self.ref_model = self._reference_model()
+        if hasattr(self.engine, "shared_prefill"):  # the hf engine prefills each prompt once for its G rollouts
+            self.engine.shared_prefill = recipe.trainer.shared_prefix
+        self.vision_caches = attach_caches([self.accelerator.unwrap_model(self.model), self.ref_model],
+                                           enabled=recipe.trainer.reuse_vision)
 
     @property
     def global_batch_size(self) -> int:
@@ -66,6 +76,10 @@ class GRPOTrainer(Trainer):
     # ------------------------------------------------------------------ one step
 
     def train_step(self, prompts: list, step: int) -> dict[str, float]:
+        with reuse_vision(*self.vision_caches):  # a video's visual features: once per step and model
+            return self._train_step(prompts, step)
+
+    def _train_step(self, prompts: list, step: int) -> dict[str, float]:
         t, cfg = self.timer, self.recipe.trainer
         with t("gen"):
             rollouts = self.engine.generate(prompts, self.recipe.rollout.num_generations, self.sampling)
@@ -74,7 +88,7 @@ class GRPOTrainer(Trainer):
         if rewards is None:
             return dict(reward_metrics, skipped_nonfinite=1.0)
         with t("select"):
-            prompts, rollouts, rewards = select_groups(prompts, rollouts, rewards, mode=self.recipe.selection.online)
+            prompts, rollouts, rewards, select_metrics = self.select(prompts, rollouts, rewards, step)
         with t("adv"):
             advantages = self.compute_advantages(rollouts, rewards)
         with t("encode"):
@@ -88,7 +102,8 @@ class GRPOTrainer(Trainer):
             update_metrics = self.update_actor(batches, old_logps, ref_logps, normalizer, step, prompts)
         with t("sync"):
             self.engine.sync_weights(self.accelerator.unwrap_model(self.model))
-        return {**reward_metrics, **self.rollout_metrics(rollouts, advantages), **update_metrics}
+        return {**reward_metrics, **select_metrics, **self.rollout_metrics(rollouts, advantages), **update_metrics,
+                **self.visual_metrics(prompts, batches)}
 
     # ------------------------------------------------------------------ phases
 
@@ -113,6 +128,35 @@ class GRPOTrainer(Trainer):
                 raise NonFiniteError(f"grpo step {step + 1}: non-finite reward ({error}); samples saved to {path}")
             return None, {}
         return total, out.metrics("rewards")
+
+    def select(self, prompts: list, rollouts: Rollouts, rewards: torch.Tensor, step: int):
+        """Online selection (`selection.online`); dynamic_sampling refills from seeded extra prompts."""
+        mode = self.recipe.selection.online
+        if mode != "dynamic_sampling":
+            return select_groups(prompts, rollouts, rewards, mode)
+
+        def generate_more(attempt: int):
+            extra = self.refill_prompts(step, attempt)
+            more = self.engine.generate(extra, self.recipe.rollout.num_generations, self.sampling)
+            more_rewards, _ = self.compute_rewards(extra, more, step)
+            if more_rewards is None:  # non-finite rewards skipped (on_nan: skip): nothing usable in this try
+                return extra, more.select([]), torch.zeros(0)
+            return extra, more, more_rewards
+
+        def done_everywhere(done: bool) -> bool:  # every process generates the same number of times
+            return reduce_max(self.accelerator, float(not done)) == 0
+
+        return refill_groups((prompts, rollouts, rewards), generate_more, self.recipe.selection.max_tries,
+                             done_everywhere)
+
+    def refill_prompts(self, step: int, attempt: int) -> list:
+        """This process's share of a seeded draw of extra prompts, so a resumed run draws the same ones."""
+        n = self.global_batch_size
+        gen = torch.Generator().manual_seed(self.recipe.trainer.seed * 1_000_003 + step * 1_009 + attempt)
+        idx = torch.randperm(len(self.train_samples), generator=gen)[:n].tolist()
+        per = n // self.accelerator.num_processes
+        rank = self.accelerator.process_index
+        return [self.train_samples[i] for i in idx[rank * per:(rank + 1) * per]]
 
     def compute_advantages(self, rollouts: Rollouts, rewards: torch.Tensor) -> torch.Tensor:
         """Group-normalised advantages; groups are whole on this process (see module docstring)."""
@@ -144,9 +188,12 @@ class GRPOTrainer(Trainer):
         out = []
         for rows in micro_batches(len(rollouts), self.recipe.trainer.micro_batch_size_per_device):
             rows = list(rows)
-            inputs, mask = collate([encoded[rollouts.prompt_index[r]] for r in rows],
-                                   [rollouts.token_ids[r] for r in rows], pad)
-            out.append(MicroBatch(inputs, mask, advantages[rows], rows))
+            owners, completions = [rollouts.prompt_index[r] for r in rows], [rollouts.token_ids[r] for r in rows]
+            inputs, mask = collate([encoded[p] for p in owners], completions, pad)
+            shared = make_prefix_batch(encoded, owners, completions, pad) if self.recipe.trainer.shared_prefix else None
+            rollout_logp = None if rollouts.logprobs is None else rollout_logprob_rows(
+                mask, [rollouts.logprobs[r] for r in rows])
+            out.append(MicroBatch(inputs, mask, advantages[rows], rows, rollout_logp, shared=shared))
         return out
 
     def global_normalizer(self, batches: list[MicroBatch]) -> torch.Tensor:
@@ -161,8 +208,8 @@ class GRPOTrainer(Trainer):
         """Per-token log-probs [B, T'] of each micro-batch's completions under `model` (no grad)."""
         out = []
         for b in batches:
-            logp, _ = completion_logprobs(model, to_device(b.inputs, self.accelerator.device),
-                                          b.mask.to(self.accelerator.device), self.sampling.temperature)
+            logp, _ = micro_batch_logprobs(model, b.inputs, b.mask.to(self.accelerator.device), b.shared,
+                                           self.sampling.temperature)
             out.append(logp)
         return out
 
@@ -184,20 +231,39 @@ class GRPOTrainer(Trainer):
 
         def loss_fn(i: int):
             b = batches[i]
-            logp, mask = completion_logprobs(self.model, to_device(b.inputs, device), b.mask.to(device),
-                                             self.sampling.temperature)
+            logp, mask = micro_batch_logprobs(self.model, b.inputs, b.mask.to(device), b.shared,
+                                              self.sampling.temperature)
             old = old_logps[i] if old_logps is not None else logp.detach()  # mu = 1: ratio exactly 1
+            is_weights, is_metrics = None, {}
+            if b.rollout_logp is not None:  # engine/trainer mismatch: always logged, corrected when asked
+                is_weights, is_metrics = rollout_is(old, b.rollout_logp, mask, cfg.rollout_is_correction,
+                                                    cfg.rollout_is_cap)
             loss, m = compute_policy_loss(
                 logp, old, b.advantages.to(device), mask, loss=cfg.policy_loss, epsilon=cfg.epsilon,
                 epsilon_high=cfg.epsilon_high, importance_sampling_level=cfg.importance_sampling_level,
                 ref_logp=None if ref_logps is None else ref_logps[i], beta=cfg.beta, kl_estimator=cfg.kl_estimator,
-                loss_agg=cfg.loss_agg, normalizer=normalizer.to(device),
+                rollout_is_weights=is_weights, loss_agg=cfg.loss_agg, normalizer=normalizer.to(device),
                 max_completion_length=self.recipe.rollout.max_new_tokens)
-            return loss, dict({k: float(v) for k, v in m.items()}, loss=float(loss.detach()) * len(batches))
+            return loss, dict({k: float(v) for k, v in m.items()}, **is_metrics,
+                              loss=float(loss.detach()) * len(batches))
 
         for _ in range(cfg.num_iterations):
             metrics = self.accumulate_and_step(len(batches), loss_fn, step, prompts)
         return metrics
+
+    def visual_metrics(self, prompts: list, batches: list[MicroBatch]) -> dict[str, float]:
+        """Visual tokens per sequence the LLM saw, share of sampled frames kept (data.video.token_drop), reuse."""
+        merge = int(self.processor.video_processor.merge_size)
+        rows = sum(len(b.rows) for b in batches)
+        tokens = sum(visual_tokens(b.inputs.get("video_grid_thw"), merge) for b in batches)
+        videos = [self.builder.video(s) for s in prompts]
+        kept = sum(len(v.indices) for v in videos)
+        out = {"tokens/visual_per_prompt": tokens / max(rows, 1),
+               "tokens/frames_kept_fraction": kept / max(kept + sum(v.dropped_frames for v in videos), 1)}
+        for cache in self.vision_caches[:1]:  # the policy's
+            out["vision/computed"], out["vision/reused"] = float(cache.stats.computed), float(cache.stats.reused)
+            cache.stats.computed = cache.stats.reused = cache.stats.bypassed = 0
+        return out
 
     def rollout_metrics(self, rollouts: Rollouts, advantages: torch.Tensor) -> dict[str, float]:
         lengths = torch.tensor([len(ids) for ids in rollouts.token_ids], dtype=torch.float32)

@@ -38,7 +38,9 @@ def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
 
         return SFTTrainer(recipe, recipe_dir).fit()
     if algorithm == "mdpo":
-        raise NotImplementedError("trainer.algorithm=mdpo is not built yet (a later issue)")
+        from rlvid.trainers.mdpo_run import run_mdpo
+
+        return run_mdpo(recipe, recipe_dir)
     from rlvid.trainers.grpo import GRPOTrainer
 
     model_path = None
