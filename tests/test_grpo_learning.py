@@ -6,10 +6,10 @@ the answer prior's entropy), so the warm start is SFT on 4 s clips: it teaches t
 that fit 4 s clips. GRPO on 12 s clips must move the intervals to where the IoU reward is; the flipped control,
 from the very same SFT model, must not.
 
-Measured with this configuration, 6 runs (data/model seeds 0-3, trainer seeds 0-2), 57-91 s each on 2 shared cores:
-held-out mIoU SFT 0.00-0.16 -> GRPO 0.35-0.41 (gain 0.21-0.35), flipped 0.00; train IoU +0.10 to +0.26 under
-GRPO, down to ~0 under the flipped control. The best constant interval scores ~0.40 on these clips: GRPO learns
-where intervals lie, not (yet) to read them from the pixels.
+Measured with this configuration, 6 runs (trainer seeds 0-2; data/model seeds 1-3), 45-91 s each on 2 shared cores
+(one thread): held-out mIoU SFT 0.00-0.16 -> GRPO 0.35-0.41 (gain 0.21-0.35), flipped 0.00; train IoU +0.10 to
++0.26 under GRPO, down to ~0 under the flipped control. The best constant interval scores 0.44 on these held-out
+clips: GRPO learns where the intervals lie, not (yet) to read them from the pixels.
 """
 
 from __future__ import annotations
