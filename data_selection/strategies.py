@@ -25,7 +25,7 @@ from typing import Any
 
 from data_selection.stats import SampleStats
 from rewards.errors import RewardError
-from rewards.registry import _load_file  # the same file loader as reward and hook plugins
+from rewards.registry import load_plugin_file  # the same file loader as reward and hook plugins
 from rlvid.algos.registry import Registry
 
 StrategyFn = Callable[..., Sequence[str] | Mapping[str, float]]
@@ -56,7 +56,7 @@ def resolve_strategy(name: str, base_dir: str | Path | None = None) -> StrategyF
     target, _, attr = name.rpartition(":")
     try:
         if target.endswith(".py") or "/" in target:
-            module = _load_file(target, base_dir, name)
+            module = load_plugin_file(target, base_dir, name)
         else:
             module = importlib.import_module(target)
     except RewardError as e:  # the loader's messages start "reward '<name>': "

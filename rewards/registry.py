@@ -64,7 +64,9 @@ def available_rewards() -> dict[str, str]:
     return out
 
 
-def _load_file(path_part: str, base_dir: str | Path | None, name: str) -> Any:
+def load_plugin_file(path_part: str, base_dir: str | Path | None, name: str) -> Any:
+    """Import `./file.py` (relative to `base_dir`, then the working directory) as a module; shared by
+    reward, hook and selection-strategy plugins."""
     raw = Path(path_part).expanduser()
     candidates = [raw] if raw.is_absolute() else [Path(base_dir) / raw] if base_dir else []
     if not raw.is_absolute():
@@ -97,7 +99,7 @@ def resolve_reward(name: str, base_dir: str | Path | None = None) -> RewardFn:
         if not target or not attr:
             raise RewardError(name, "expected 'package.module:function' or './file.py:function'")
         if target.endswith(".py") or "/" in target or "\\" in target:
-            module = _load_file(target, base_dir, name)
+            module = load_plugin_file(target, base_dir, name)
         else:
             try:
                 module = importlib.import_module(target)

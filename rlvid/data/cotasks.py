@@ -167,7 +167,7 @@ class ChainInputBuilder(VideoInputBuilder):
             return super().prompt_text(item)
         messages = item.messages(self.reasoning, self.system)
         if self.streams:  # a streamed video: its chunks replace the one video part
-            messages = stream_messages(messages, self._chunks(self.video(item)))
+            messages = stream_messages(messages, self.video_chunks(self.video(item)))
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 

@@ -51,10 +51,11 @@ class VideoInputBuilder:
     def prompt_text(self, sample: Sample) -> str:
         messages = build_messages(sample, self.template, self.reasoning, self.system)
         if self.streams:
-            messages = stream_messages(messages, self._chunks(self.video(sample)))
+            messages = stream_messages(messages, self.video_chunks(self.video(sample)))
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def _chunks(self, video: DecodedVideo) -> list[DecodedVideo]:
+    def video_chunks(self, video: DecodedVideo) -> list[DecodedVideo]:
+        """The video cut into `stream_chunk_seconds` chunks (timestamped streaming input)."""
         return chunk_video(video, self.stream_chunk_seconds, self.sampling.frame_factor)
 
     def video(self, sample: Sample) -> DecodedVideo:
@@ -64,7 +65,7 @@ class VideoInputBuilder:
         """Left-padded prompt batch, ready for `generate`."""
         texts = [self.prompt_text(s) for s in samples]
         videos = [self.video(s) for s in samples]
-        inputs = self._process(texts, videos, padding_side="left")
+        inputs = self.process_prompts(texts, videos, padding_side="left")
         return PromptInputs(inputs, texts, videos)
 
     def prompt_with_completions(self, samples: list[Sample], completions: list[str],
@@ -77,19 +78,21 @@ class VideoInputBuilder:
         tok = self.processor.tokenizer
         texts = [self.prompt_text(s) for s in samples]
         videos = [self.video(s) for s in samples]
-        prompt_inputs = self._process(texts, videos, padding_side="right")
+        prompt_inputs = self.process_prompts(texts, videos, padding_side="right")
         eos_ids = [tok.eos_token_id] if eos else []
         completion_ids = [tok(c, add_special_tokens=False)["input_ids"] + eos_ids for c in completions]
         return append_completions(prompt_inputs, completion_ids, tok.pad_token_id)
 
-    def _process(self, texts: list[str], videos: list[DecodedVideo], padding_side: str) -> dict[str, torch.Tensor]:
+    def process_prompts(self, texts: list[str], videos: list[DecodedVideo],
+                        padding_side: str) -> dict[str, torch.Tensor]:
+        """The processor call every path shares: pre-sampled frames + metadata, no re-sampling or resizing."""
         with subphase("processor"):
             return self._call_processor(texts, videos, padding_side)
 
     def _call_processor(self, texts: list[str], videos: list[DecodedVideo], padding_side: str
                         ) -> dict[str, torch.Tensor]:
         if self.streams:
-            videos = [chunk for v in videos for chunk in self._chunks(v)]
+            videos = [chunk for v in videos for chunk in self.video_chunks(v)]
         self.processor.tokenizer.padding_side = padding_side
         out = self.processor(
             text=texts,

@@ -2,7 +2,7 @@
 
 Rollout and training must see the same frames and the same processing. rlvid samples and resizes
 frames itself (`rlvid.data.video`) and hands the processor pre-sampled frames plus their
-`VideoMetadata` with `do_sample_frames=False, do_resize=False` (`VideoInputBuilder._process`).
+`VideoMetadata` with `do_sample_frames=False, do_resize=False` (`VideoInputBuilder.process_prompts`).
 The requests built here carry exactly that to vLLM:
 
 - colocated (`LLM.generate`): `multi_modal_data={"video": [(frames THWC uint8, metadata)]}`, the
@@ -34,7 +34,7 @@ LOGIT_SUPPRESS = -100.0  # vLLM clamps logit_bias to [-100, 100]; -100 makes a t
 
 
 def processor_kwargs(processor) -> dict[str, Any]:
-    """The processor switches the training path uses (see `VideoInputBuilder._process`), for vLLM's processor."""
+    """The processor switches the training path uses (see `VideoInputBuilder.process_prompts`), for vLLM's processor."""
     kwargs: dict[str, Any] = {"do_sample_frames": False, "do_resize": False}
     if hasattr(processor.video_processor, "cap_pixels_per_frame"):  # Qwen3-VL's video processor knows it
         kwargs["cap_pixels_per_frame"] = False
@@ -58,7 +58,7 @@ def video_metadata(video: DecodedVideo) -> dict[str, Any]:
 def request_videos(builder: VideoInputBuilder, sample: Sample) -> list[DecodedVideo]:
     """The videos of a prompt, in prompt order: the sampled video, or its chunks when the builder streams."""
     video = builder.video(sample)
-    return builder._chunks(video) if getattr(builder, "streams", False) else [video]
+    return builder.video_chunks(video) if getattr(builder, "streams", False) else [video]
 
 
 def prompt_request(builder: VideoInputBuilder, sample: Sample) -> dict[str, Any]:

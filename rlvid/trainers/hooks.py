@@ -92,9 +92,9 @@ def resolve_hook(name: str, base_dir: str | Path | None = None) -> HookFn:
         return HOOKS.get(name)
     target, fn_name = name.rsplit(":", 1)
     if target.endswith(".py"):
-        from rewards.registry import _load_file  # the same file loader as reward plugins
+        from rewards.registry import load_plugin_file  # the same file loader as reward plugins
 
-        module = _load_file(target, base_dir, name)
+        module = load_plugin_file(target, base_dir, name)
     else:
         module = importlib.import_module(target)
     fn = getattr(module, fn_name, None)

@@ -40,7 +40,7 @@ def encode_prompts(builder: VideoInputBuilder, samples: list[Sample]) -> list[En
         return []
     texts = [builder.prompt_text(s) for s in samples]
     videos = [builder.video(s) for s in samples]
-    batch = builder._process(texts, videos, padding_side="right")  # same call as prompt_with_completions
+    batch = builder.process_prompts(texts, videos, padding_side="right")  # same call as prompt_with_completions
     return split_per_prompt(batch, builder.processor)
 
 
