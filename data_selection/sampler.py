@@ -1,13 +1,15 @@
 """Weighted sampling of a selected dataset: the weights `variance_weights` (or any strategy) wrote.
 
-`rlvid select` stores each kept sample's weight in `meta["selection"]["weight"]`. A trainer draws
-its data order with torch's `WeightedRandomSampler`, seeded from (seed, epoch) like the trainer's
-uniform order, so a resumed run sees the same batches.
+`rlvid select` stores each kept sample's weight in `meta["selection"]["weight"]`. The trainer
+(`selection.weighted_sampling`, on by default) draws its data order with torch's
+`WeightedRandomSampler`, seeded from (seed, epoch) like its uniform order, so a resumed run sees
+the same batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import WeightedRandomSampler
@@ -18,7 +20,20 @@ from rlvid.data.sample import Sample
 
 def sample_weights(samples: Sequence[Sample]) -> list[float]:
     """Each sample's selection weight (1.0 for a sample without one)."""
-    return [float((s.meta.get(META_KEY) or {}).get("weight", 1.0)) for s in samples]
+    return [float(((getattr(s, "meta", None) or {}).get(META_KEY) or {}).get("weight", 1.0)) for s in samples]
+
+
+def selection_weights(samples: Sequence[Any]) -> list[float] | None:
+    """The samples' selection weights, or None when none carries one or all are equal (uniform order then).
+
+    Zero weights are allowed (never drawn); all zero is refused, as there would be nothing to draw.
+    """
+    if not any(isinstance(getattr(s, "meta", None), dict) and META_KEY in s.meta for s in samples):
+        return None
+    weights = sample_weights(samples)
+    if sum(weights) <= 0:
+        raise ValueError("selection weights (meta.selection.weight) of the train samples are all 0")
+    return None if len(set(weights)) == 1 else weights
 
 
 def weighted_sampler(weights: Sequence[float], seed: int, epoch: int = 0, num_samples: int | None = None,

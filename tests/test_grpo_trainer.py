@@ -141,3 +141,22 @@ def test_all_flat_groups_leave_an_empty_batch_that_is_handled(setup, tmp_path):
     assert row["selection/tries"] == 2 and row["rollout/num_completions"] == 0
     for k, v in trainer.model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_train_order_follows_selection_weights(setup, tmp_path):
+    from rlvid.data.loaders import load_jsonl, write_jsonl
+
+    samples = load_jsonl(setup["data"] / "train.jsonl").samples[:6]
+    weights = [0.0, 0.0, 5.0, 1.0, 0.0, 0.0]
+    for s, w in zip(samples, weights, strict=True):
+        s.meta["selection"] = {"weight": w}
+    data = write_jsonl(samples, tmp_path / "selected.jsonl")
+    overrides = {"data": {"train": str(data)}, "trainer": {"max_steps": 1}}
+    trainer = GRPOTrainer(load_recipe(write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run", overrides)), tmp_path)
+    drawn = [i for step in range(60) for i in trainer.batch_indices(step)]
+    assert set(drawn) <= {2, 3} and drawn.count(2) > 2 * drawn.count(3)
+    assert trainer.batch_indices(7) == trainer.batch_indices(7)  # a resumed run sees the same batches
+
+    uniform = {**overrides, "selection": {"weighted_sampling": False}}
+    trainer = GRPOTrainer(load_recipe(write_recipe(tmp_path / "u.yaml", setup, tmp_path / "run2", uniform)), tmp_path)
+    assert sorted(i for step in range(trainer.steps_per_epoch) for i in trainer.batch_indices(step)) == list(range(6))

@@ -233,6 +233,7 @@ class SelectionConfig:
     offline: OfflineSelection = field(default_factory=OfflineSelection)
     online: Literal["none", "zero_variance", "dynamic_sampling"] = "none"  # drop / refill groups with equal rewards
     max_tries: int = 3  # dynamic_sampling: generation rounds to refill a batch
+    weighted_sampling: bool = True  # train samples carrying meta.selection.weight are drawn by it (with replacement)
 
 
 @dataclass

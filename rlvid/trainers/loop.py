@@ -23,6 +23,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
+from data_selection.sampler import selection_weights, weighted_sampler
 from rewards import compose_rewards
 from rlvid.config import save_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
@@ -112,6 +113,8 @@ class Trainer:
         self.processor = load_processor(self.model_path)
         self.builder = make_input_builder(recipe, self.processor)
         self.train_samples = load_split(recipe, "train")
+        self.sample_weights = (selection_weights(self.train_samples) if recipe.selection.weighted_sampling
+                               else None)
         self.val_samples = load_split(recipe, "val") if recipe.data.val else []
         if recipe.trainer.max_eval_samples is not None:
             self.val_samples = self.val_samples[: recipe.trainer.max_eval_samples]
@@ -175,10 +178,15 @@ class Trainer:
         return step // self.steps_per_epoch
 
     def batch_indices(self, step: int) -> list[int]:
-        """Indices into the train split of step `step` (all processes): a seeded per-epoch permutation."""
+        """Indices into the train split of step `step` (all processes): a seeded per-epoch permutation, or
+        draws by the samples' selection weights when they carry them (`selection.weighted_sampling`)."""
         epoch, pos = divmod(step, self.steps_per_epoch)
-        gen = torch.Generator().manual_seed(self.recipe.trainer.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.train_samples), generator=gen).tolist()
+        seed = self.recipe.trainer.seed
+        if self.sample_weights is not None:
+            order = list(weighted_sampler(self.sample_weights, seed, epoch))
+        else:
+            gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            order = torch.randperm(len(self.train_samples), generator=gen).tolist()
         return order[pos * self.global_batch_size:(pos + 1) * self.global_batch_size]
 
     def local_batch(self, step: int) -> list:
