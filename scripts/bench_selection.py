@@ -1,14 +1,16 @@
 """Benchmark: GRPO on a variance-selected subset vs a random subset of the same size, equal rollout budget.
 
-On the tiny Qwen2.5-VL and synthetic temporal-grounding clips: a short SFT warm start; `rlvid
-select` (k rollouts per train sample with the SFT model); then, per seed, GRPO from the SFT model on
-(a) the top-variance subset and (b) a random subset of the same size, with the same steps, prompts
-per step and G, so both spend the same rollouts. Held-out reward (greedy, val + test splits, the
-recipe's rewards) is measured before and after with the same code; the figure to read is the
-held-out reward gain per 1,000 GRPO rollouts, side by side. The selection's own rollouts are
-reported too (they are spent once and reused by every later run on the subset).
+Setting: the learning test's (tests/test_grpo_learning.py): tiny Qwen2.5-VL, synthetic temporal-grounding clips,
+SFT warm start on 4 s clips (format + intervals that fit 4 s), GRPO on 12 s clips (288 train, 72 held out). Per
+data seed: SFT; `rlvid select` with the SFT model (k sampled rollouts per train clip, temperature 1); then per
+trainer seed GRPO from the SFT model on (a) the `--subset` highest-variance clips, (b) a random subset of the same
+size, (c) optionally the whole train split, all with the same steps, prompts per step and G, so every arm spends
+the same GRPO rollouts. Held-out figures are the eval hook's at the end of each run (greedy, the 72 held-out
+clips, same code as after SFT): total reward (format 0.5 + temporal IoU 0.5) and mIoU. The figure to read is the
+held-out reward gain per 1,000 GRPO rollouts, side by side; the selection's own rollouts are reported apart
+(spent once, reused by every later run on the subset).
 
-    python scripts/bench_selection.py --n 160 --k 8 --subset 32 --steps 32 --seeds 0 1
+    OMP_NUM_THREADS=1 python scripts/bench_selection.py --data-seeds 0 1 --seeds 0 1 2 --arms variance random full
 """
 
 from __future__ import annotations
@@ -21,83 +23,104 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from data_selection.cli import select_from_recipe
-from rewards import compose_rewards
-from rlvid.config import load_recipe
 from rlvid.data.loaders import load_jsonl, write_jsonl
-from rlvid.data.recipe_data import make_input_builder
-from rlvid.eval.predict import predict
-from rlvid.models.loading import load_policy, load_processor
-from rlvid.trainers.hooks import reward_columns
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
-from rlvid.trainers.train_cli import run_train, sft_warm_start
+from rlvid.trainers.testing import GROUNDING_VIDEO, make_grounding_setup, write_recipe
+from rlvid.trainers.train_cli import run_train
+
+REWARD, MIOU = "eval/rewards/total", "eval/temporal_grounding/mIoU"
 
 
-def held_out_reward(recipe_path: Path, model_path: str, samples) -> float:
-    """Mean total reward of greedy completions on `samples` (the recipe's rewards and video settings)."""
-    recipe = load_recipe(recipe_path)
-    model = load_policy(recipe.model, model_path)
-    processor = load_processor(model_path)
-    completions = predict(model, make_input_builder(recipe, processor), samples, batch_size=8,
-                          max_new_tokens=recipe.rollout.max_new_tokens)
-    reward_set = compose_rewards(recipe.rewards.functions, base_dir=recipe_path.parent)
-    return statistics.fmean(reward_set(completions, **reward_columns(samples)).total)
+def last_eval(output_dir: Path) -> dict[str, float]:
+    rows = [json.loads(line) for line in open(output_dir / "metrics.jsonl")]
+    return [r for r in rows if REWARD in r][-1]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=None, help="work folder (default: a temporary one)")
-    ap.add_argument("--n", type=int, default=160, help="synthetic clips (80%% train, 10%% val, 10%% test)")
-    ap.add_argument("--k", type=int, default=8, help="rollouts per train sample for selection")
-    ap.add_argument("--subset", type=int, default=32, help="samples per training subset")
-    ap.add_argument("--steps", type=int, default=32, help="GRPO steps per arm")
-    ap.add_argument("--sft-steps", type=int, default=25)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--k", type=int, default=8, help="rollouts per train clip for selection")
+    ap.add_argument("--subset", type=int, default=64, help="clips per training subset")
+    ap.add_argument("--steps", type=int, default=40, help="GRPO steps per arm (8 prompts x G=8 each)")
+    ap.add_argument("--sft-steps", type=int, default=60)
+    ap.add_argument("--data-seeds", type=int, nargs="+", default=[0], help="data + model seeds (one SFT each)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="trainer seeds (and random-subset seeds)")
+    ap.add_argument("--arms", nargs="+", default=["variance", "random"], choices=["variance", "random", "full"])
     ap.add_argument("--out", default=None, help="JSON results file (default: ROOT/results.json)")
     args = ap.parse_args()
+    torch.set_num_threads(1)  # tiny forwards: one thread is ~10x faster on shared cores
     root = Path(args.root or tempfile.mkdtemp(prefix="bench_selection_"))
     start = time.perf_counter()
-
-    setup = make_tiny_setup(root, n=args.n)
-    base = {
-        "rollout": {"num_generations": 8, "max_new_tokens": 16},
-        "sft": {"steps": args.sft_steps, "lr": 3.0e-3, "global_samples_per_step": 8},
-        "trainer": {"max_steps": args.steps, "lr": 2.0e-3, "global_prompts_per_step": 2,
-                    "micro_batch_size_per_device": 16, "loss_agg": "dapo", "save_total_limit": 1},
-        "data": {"val": None},
-    }
-    sft_recipe = write_recipe(root / "sft.yaml", setup, root / "sft_run", base)
-    sft_model = sft_warm_start(load_recipe(sft_recipe), root)
-    held_out = load_jsonl(setup["data"] / "val.jsonl").samples + load_jsonl(setup["data"] / "test.jsonl").samples
-    before = held_out_reward(sft_recipe, str(sft_model), held_out)
-
-    select_recipe = write_recipe(root / "select.yaml", setup, root / "unused", {**base, "model": {"path": str(
-        sft_model)}})
-    chosen = select_from_recipe(select_recipe, root / "select", k=args.k, strategy="top_variance",
-                                kwargs={"n": args.subset})
-    by_id = {s.id: s for s in load_jsonl(setup["data"] / "train.jsonl").samples}
-    stats = {s.id: s for s in chosen.stats}
-    results = {"before": before, "selection_rollouts": args.k * len(by_id), "arms": []}
-    for seed in args.seeds:
-        rng = random.Random(seed)
-        subsets = {"variance": chosen.selection.ids, "random": rng.sample(sorted(by_id), args.subset)}
-        for arm, ids in subsets.items():
-            data = write_jsonl([by_id[i] for i in ids], root / f"{arm}-{seed}" / "train.jsonl")
-            recipe = write_recipe(root / f"{arm}-{seed}.yaml", setup, root / f"{arm}-{seed}" / "run", {
-                **base, "model": {"path": str(sft_model)}, "sft": {"steps": 0},
-                "data": {"train": str(data), "val": None}, "trainer": {**base["trainer"], "seed": seed}})
-            final = run_train(str(recipe))
-            after = held_out_reward(recipe, str(final), held_out)
-            rollouts = args.steps * 2 * 8
-            results["arms"].append({
-                "arm": arm, "seed": seed, "after": after, "gain": after - before, "grpo_rollouts": rollouts,
-                "gain_per_1k_rollouts": (after - before) / rollouts * 1000,
-                "subset_mean_variance": statistics.fmean(stats[i].variance for i in ids),
-                "subset_zero_variance": sum(stats[i].variance == 0 for i in ids)})
-            print(json.dumps(results["arms"][-1]))
+    common = {"data": {"video": dict(GROUNDING_VIDEO)}, "rollout": {"max_new_tokens": 16},
+              "hooks": [{"name": "eval_grounding"}]}
+    prompts_per_step, group = 8, 8
+    results: dict = {"args": vars(args), "data_seeds": []}
+    for data_seed in args.data_seeds:
+        work = root / f"data{data_seed}"
+        setup = make_grounding_setup(work / "setup", seed=data_seed)
+        val = str(setup["data"] / "val.jsonl")
+        sft_recipe = write_recipe(work / "sft.yaml", {"model": setup["model"], "data": setup["sft_data"]},
+                                  work / "sft", {
+            **common, "trainer": {"seed": 0, "eval_steps": 1000, "algorithm": "sft",
+                                  "micro_batch_size_per_device": 16},
+            "data": {**common["data"], "val": val},
+            "sft": {"steps": args.sft_steps, "lr": 3.0e-3, "global_samples_per_step": 8}})
+        sft_model = run_train(str(sft_recipe))
+        before = last_eval(work / "sft")
+        grpo = {**common, "trainer": {"eval_steps": 1000, "max_steps": args.steps, "lr": 1.0e-3,
+                                      "global_prompts_per_step": prompts_per_step, "micro_batch_size_per_device": 32,
+                                      "loss_agg": "dapo", "save_total_limit": 1},
+                "rollout": {**common["rollout"], "num_generations": group, "temperature": 1.0}}
+        select_recipe = write_recipe(work / "select.yaml", {"model": sft_model, "data": setup["data"]},
+                                     work / "unused", grpo)
+        t0 = time.perf_counter()
+        chosen = select_from_recipe(select_recipe, work / "select", k=args.k, strategy="top_variance",
+                                    kwargs={"n": args.subset})
+        select_seconds = time.perf_counter() - t0
+        train = load_jsonl(setup["data"] / "train.jsonl").samples
+        by_id = {s.id: s for s in train}
+        stats = {s.id: s for s in chosen.stats}
+        entry = {"data_seed": data_seed, "before": {"reward": before[REWARD], "mIoU": before[MIOU]},
+                 "selection_rollouts": args.k * len(train), "selection_seconds": select_seconds,
+                 "train_mean_variance": statistics.fmean(s.variance for s in chosen.stats),
+                 "train_zero_variance": sum(s.variance == 0 for s in chosen.stats), "arms": []}
+        for seed in args.seeds:
+            subsets = {"variance": chosen.selection.ids,
+                       "random": random.Random(seed).sample(sorted(by_id), args.subset),
+                       "full": sorted(by_id)}
+            for arm in args.arms:
+                ids = subsets[arm]
+                data = write_jsonl([by_id[i] for i in ids], work / f"{arm}-{seed}" / "train.jsonl")
+                recipe = write_recipe(work / f"{arm}-{seed}.yaml", {"model": sft_model, "data": setup["data"]},
+                                      work / f"{arm}-{seed}" / "run", {
+                    **grpo, "data": {**grpo["data"], "train": str(data)},
+                    "trainer": {**grpo["trainer"], "seed": seed}})
+                t0 = time.perf_counter()
+                run_train(str(recipe))
+                after = last_eval(work / f"{arm}-{seed}" / "run")
+                rollouts = args.steps * prompts_per_step * group
+                row = {"arm": arm, "seed": seed, "reward": after[REWARD], "mIoU": after[MIOU],
+                       "gain": after[REWARD] - before[REWARD], "mIoU_gain": after[MIOU] - before[MIOU],
+                       "grpo_rollouts": rollouts,
+                       "gain_per_1k_rollouts": (after[REWARD] - before[REWARD]) / rollouts * 1000,
+                       "subset_mean_variance": statistics.fmean(stats[i].variance for i in ids),
+                       "subset_mean_reward": statistics.fmean(stats[i].mean for i in ids),
+                       "subset_zero_variance": sum(stats[i].variance == 0 for i in ids),
+                       "seconds": time.perf_counter() - t0}
+                entry["arms"].append(row)
+                print(json.dumps({"data_seed": data_seed, **row}), flush=True)
+        results["data_seeds"].append(entry)
+    rows = [(e["data_seed"], r) for e in results["data_seeds"] for r in e["arms"]]
+    results["summary"] = {arm: {
+        "runs": len(g := [r for _, r in rows if r["arm"] == arm]),
+        "mean_gain_per_1k_rollouts": statistics.fmean(r["gain_per_1k_rollouts"] for r in g),
+        "stdev_gain_per_1k_rollouts": statistics.stdev(r["gain_per_1k_rollouts"] for r in g) if len(g) > 1 else 0.0,
+        "mean_mIoU_gain": statistics.fmean(r["mIoU_gain"] for r in g)} for arm in args.arms}
     results["seconds"] = time.perf_counter() - start
     Path(args.out or root / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    print(json.dumps(results["summary"], indent=2))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from rlvid.data.loaders import load_samples
 from rlvid.data.model_inputs import VideoInputBuilder, sampling_for_processor
-from rlvid.models.tiny import make_tiny_model
 from rlvid.rollout.hf_prefill import generate_shared_prefill
 from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts
 from rlvid.trainers.prefix_logprobs import make_prefix_batch, micro_batch_logprobs, prefix_completion_logprobs
@@ -18,20 +14,6 @@ from rlvid.trainers.prefix_logprobs import make_prefix_batch, micro_batch_logpro
 ARCHS = ("qwen2_5_vl", "qwen3_vl")
 ROWS = [0, 0, 1, 1, 1, 2, 0]  # three prompts, uneven groups, interleaved
 LENGTHS = [5, 3, 7, 0, 2, 6, 1]  # one empty completion
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prefix_models")
-    return {arch: make_tiny_model(root / arch, arch) for arch in ARCHS}
-
-
-@pytest.fixture(scope="module")
-def samples(synthetic_dir):
-    rows = [s for s in load_samples(str(synthetic_dir / "train.jsonl"), split="train").samples
-            if s.task == "temporal_grounding"][:3]
-    # prompts of different lengths, so the prefix batch is padded
-    return [rows[0], dataclasses.replace(rows[1], question=rows[1].question + " Watch every frame closely."), rows[2]]
 
 
 def setup(path, streaming=False):
@@ -53,10 +35,10 @@ def batch(builder, samples):
 
 
 @pytest.mark.parametrize("arch,streaming", [("qwen2_5_vl", False), ("qwen3_vl", False), ("qwen2_5_vl", True)])
-def test_shared_prefix_logprobs_match_the_plain_forward(models, samples, arch, streaming):
-    model, builder = setup(models[arch], streaming)
+def test_shared_prefix_logprobs_match_the_plain_forward(vl_models, grounding_prompts, arch, streaming):
+    model, builder = setup(vl_models[arch], streaming)
     model.eval()
-    inputs, mask, shared = batch(builder, samples)
+    inputs, mask, shared = batch(builder, grounding_prompts)
     assert shared.prefix["input_ids"].shape[0] == 3 and len(set(shared.prompt_lens.tolist())) == 2
     if streaming:
         assert shared.prefix["video_grid_thw"].shape[0] > 3  # several chunks (videos) per prompt
@@ -70,10 +52,10 @@ def test_shared_prefix_logprobs_match_the_plain_forward(models, samples, arch, s
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_shared_prefix_gradients_match_the_plain_forward(models, samples, arch):
-    model, builder = setup(models[arch])
+def test_shared_prefix_gradients_match_the_plain_forward(vl_models, grounding_prompts, arch):
+    model, builder = setup(vl_models[arch])
     model.train()
-    inputs, mask, shared = batch(builder, samples)
+    inputs, mask, shared = batch(builder, grounding_prompts)
     weights = torch.linspace(-1.0, 1.0, mask.shape[1])
     grads = []
     passes = (lambda: completion_logprobs(model, inputs, mask), lambda: prefix_completion_logprobs(model, shared, mask))
@@ -87,11 +69,11 @@ def test_shared_prefix_gradients_match_the_plain_forward(models, samples, arch):
         torch.testing.assert_close(grads[1][name], g, rtol=1e-4, atol=2e-5, msg=name)
 
 
-def test_plain_pass_is_used_under_gradient_checkpointing(models, samples):
-    model, builder = setup(models["qwen2_5_vl"])
+def test_plain_pass_is_used_under_gradient_checkpointing(vl_models, grounding_prompts):
+    model, builder = setup(vl_models["qwen2_5_vl"])
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
-    inputs, mask, shared = batch(builder, samples)
+    inputs, mask, shared = batch(builder, grounding_prompts)
     calls = []
     model.register_forward_pre_hook(lambda _m, _a, kw: calls.append("past_key_values" in kw), with_kwargs=True)
     logp, _ = micro_batch_logprobs(model, inputs, mask, shared)
@@ -100,10 +82,10 @@ def test_plain_pass_is_used_under_gradient_checkpointing(models, samples):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_shared_prefill_generates_the_same_tokens_as_plain_generate(models, samples, arch):
-    model, builder = setup(models[arch])
+def test_shared_prefill_generates_the_same_tokens_as_plain_generate(vl_models, grounding_prompts, arch):
+    model, builder = setup(vl_models[arch])
     model.eval()
-    inputs = builder.prompts(samples).inputs
+    inputs = builder.prompts(grounding_prompts).inputs
     assert (inputs["attention_mask"] == 0).any()  # left padding is exercised
     options = dict(do_sample=True, max_new_tokens=6, output_logits=True, return_dict_in_generate=True)
     torch.manual_seed(3)

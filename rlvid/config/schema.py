@@ -60,8 +60,10 @@ class TokenDropConfig:
     evaluation all see the same frames (rlvid.data.token_drop).
     """
 
-    mode: Literal["none", "frame", "patch"] = "none"  # frame: mean change over the frame; patch: largest patch change
-    threshold: float = 0.02  # change (mean |delta pixel| on a 0-1 scale) below which a frame pair is redundant
+    # frame: drop frame pairs by mean change; patch: drop a pair unless some token's region changed;
+    # token: drop single visual tokens from the LLM input, keeping their positions (rlvid.models.token_prune)
+    mode: Literal["none", "frame", "patch", "token"] = "none"
+    threshold: float = 0.02  # change (mean |delta pixel| on a 0-1 scale) below which a pair / token is redundant
     min_kept_frames: int = 4  # never keep fewer frames than this (the first pair is always kept)
 
 

@@ -55,6 +55,8 @@ def _problems(r: Recipe):
         ("data.video.total_pixels", v.total_pixels > 0, "must be > 0"),
         ("data.video.cache_max_bytes", v.cache_max_bytes >= 0, "must be >= 0 (0 = no cache)"),
         ("data.video.stream_chunk_seconds", v.stream_chunk_seconds > 0, "must be > 0"),
+        ("data.video.token_drop.mode", v.token_drop.mode != "token" or ro.engine == "hf",
+         "token drops visual tokens inside the hf engine's forwards; vLLM engines take frame or patch"),
         ("mdpo.beta", m.beta > 0, "must be > 0"),
         ("mdpo.label_smoothing", 0.0 <= m.label_smoothing < 0.5, "must be in [0, 0.5)"),
         ("mdpo.label_smoothing", m.label_smoothing == 0.0 or m.loss == "sigmoid", "applies to mdpo.loss=sigmoid only"),

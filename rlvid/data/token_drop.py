@@ -15,8 +15,9 @@ The first pair is always kept, and at least `min_kept_frames` frames are (the pa
 largest change are added back). Dropping happens at decode time, on the sampled frames, and the
 drop settings are part of the decode-cache key (`VideoSampling.drop`), so the rollouts, the
 log-prob passes, the update and evaluation all see the same kept frames, each with its true
-source index and timestamp. Individual tokens inside a kept pair are not dropped: the HF vision
-towers need a full (t, h, w) grid (see docs/benchmarks.md for what that leaves out).
+source index and timestamp. Dropping individual tokens is the `token` mode
+(rlvid.models.token_prune): the vision tower needs a full (t, h, w) grid, so there the frames all
+go through it and the dropped tokens are removed from the LLM's input, keeping their positions.
 
 Timestamps: Qwen3-VL writes each kept pair's true time into the prompt (its processor reads
 `VideoMetadata.frames_indices`). Qwen2.5-VL has no per-frame time: its temporal RoPE spaces a
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-MODES = ("none", "frame", "patch")
+MODES = ("none", "frame", "patch", "token")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class TokenDrop:
 
     @property
     def enabled(self) -> bool:
-        return self.mode != "none"
+        """Frames are dropped at decode time (frame / patch); `token` drops in the LLM input instead."""
+        return self.mode in ("frame", "patch")
 
 
 def pair_changes(frames: torch.Tensor, a: int, b: torch.Tensor, frame_factor: int, mode: str,

@@ -66,6 +66,7 @@ class VisionFeatureCache:
         self.core = find_vl_core(model)
         self.enabled = enabled
         self.stats = ReuseStats()
+        self.pruner = None  # a TokenPruner (rlvid.models.token_prune): drops visual tokens from every output
         self._open = False
         self._entries: list[_Entry] = []
         self._output_cls = None
@@ -78,14 +79,25 @@ class VisionFeatureCache:
         self.core.get_video_features = _Wrapped(self)
 
     @classmethod
-    def attach(cls, model: torch.nn.Module, enabled: bool = True) -> VisionFeatureCache:
-        """The cache installed on `model`, installing one if there is none."""
-        core = find_vl_core(model)
+    def attach(cls, model: torch.nn.Module, enabled: bool | None = True) -> VisionFeatureCache:
+        """The cache installed on `model`, installing one if there is none (enabled=None: keep its state;
+        a new one starts disabled, a pass-through seam)."""
+        cache = cls.installed(model)
+        if cache is None:
+            return cls(model, bool(enabled))
+        if enabled is not None:
+            cache.enabled = enabled
+        return cache
+
+    @staticmethod
+    def installed(model: torch.nn.Module) -> VisionFeatureCache | None:
+        """The cache installed on `model`, or None."""
+        try:
+            core = find_vl_core(model)
+        except TypeError:
+            return None
         wrapped = core.__dict__.get("get_video_features")
-        if isinstance(wrapped, _Wrapped):
-            wrapped.cache.enabled = enabled
-            return wrapped.cache
-        return cls(model, enabled)
+        return wrapped.cache if isinstance(wrapped, _Wrapped) else None
 
     def detach(self) -> None:
         """Restore the model's own `get_video_features`."""
@@ -113,8 +125,11 @@ class VisionFeatureCache:
             kwargs.pop("use_cache", None)  # Qwen3-VL forwards it; the vision tower ignores it
             if not self._use_cache(video_grid_thw, kwargs):
                 self.stats.bypassed += 0 if video_grid_thw is None else len(video_grid_thw)
-                return self._original(pixel_values_videos, video_grid_thw, return_dict=return_dict, **kwargs)
-            out = self._cached(pixel_values_videos, video_grid_thw)
+                out = self._original(pixel_values_videos, video_grid_thw, return_dict=True, **kwargs)
+            else:
+                out = self._cached(pixel_values_videos, video_grid_thw)
+            if self.pruner is not None and video_grid_thw is not None:
+                out = self.pruner.filter_features(pixel_values_videos, video_grid_thw, out)
             return out if return_dict else out.to_tuple()
 
     def _use_cache(self, grid: torch.Tensor | None, kwargs: dict) -> bool:

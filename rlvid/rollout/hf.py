@@ -14,6 +14,7 @@ import torch
 
 from rlvid.data.model_inputs import VideoInputBuilder
 from rlvid.data.sample import Sample
+from rlvid.models.token_prune import TokenPruner, attach_token_pruner
 from rlvid.rollout.base import Rollouts, SamplingParams
 from rlvid.rollout.hf_prefill import can_share_prefill, generate_shared_prefill, timed_generate_calls
 
@@ -28,6 +29,7 @@ class HFRolloutEngine:
         self.max_prompts_per_generate = max_prompts_per_generate
         self.shared_prefill = shared_prefill
         self.placeholder_ids = placeholder_token_ids(model)
+        attach_token_pruner(model, builder)
 
     @torch.no_grad()
     def generate(self, batch: list[Sample], num_generations: int, sampling: SamplingParams) -> Rollouts:
@@ -63,7 +65,7 @@ class HFRolloutEngine:
         was_training = model.training
         model.eval()
         try:
-            if self.shared_prefill and can_share_prefill(model):
+            if (self.shared_prefill or TokenPruner.of(model) is not None) and can_share_prefill(model):
                 ids = generate_shared_prefill(model, inputs, num_generations, **options)
             else:
                 with timed_generate_calls(model):

@@ -19,11 +19,11 @@ from contextlib import contextmanager
 
 import torch
 
+from rlvid.models.token_prune import TokenPruner, compact_inputs
 from rlvid.models.vision_reuse import find_vl_core
 from rlvid.trainers.timing import active_timer, subphase
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
-ROPE_KEYS = ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
 
 
 def can_share_prefill(model: torch.nn.Module) -> bool:
@@ -39,23 +39,28 @@ def generate_shared_prefill(model, inputs: dict[str, torch.Tensor], num_generati
                             ) -> torch.Tensor:
     """`model.generate(**inputs, num_return_sequences=num_generations, ...)` with one prefill per prompt.
 
-    `inputs` is a left-padded prompt batch (the builder's `prompts`). Returns ids [B * G, L + new],
-    rows grouped by prompt like `num_return_sequences`.
+    `inputs` is a left-padded prompt batch (the builder's `prompts`). Returns ids [B * G, L + new] (the whole
+    prompt, also when visual tokens were dropped), rows grouped by prompt like `num_return_sequences`.
     """
     core = find_vl_core(model)
     ids, attention = inputs["input_ids"], inputs["attention_mask"]
-    prefix = {k: (v[:, :-1] if k in TOKEN_KEYS else v) for k, v in inputs.items()}
-    positions, deltas = core.get_rope_index(
-        prefix["input_ids"], mm_token_type_ids=prefix["mm_token_type_ids"], attention_mask=prefix["attention_mask"],
-        **{k: prefix[k] for k in ROPE_KEYS if k in prefix})
+    prefix = compact_inputs(model, {k: (v[:, :-1] if k in TOKEN_KEYS else v) for k, v in inputs.items()},
+                            TokenPruner.of(model))  # the identity unless visual tokens are dropped
     with subphase("prefill"):
-        cache = model(**prefix, position_ids=positions, use_cache=True, logits_to_keep=1).past_key_values
+        cache = model(**prefix.inputs, position_ids=prefix.position_ids, use_cache=True,
+                      logits_to_keep=1).past_key_values
     rows = torch.arange(ids.shape[0], device=ids.device).repeat_interleave(num_generations)
     cache.reorder_cache(rows)
-    core.rope_deltas = deltas[rows]
+    core.rope_deltas = prefix.rope_deltas[rows]
+    short_ids = torch.cat([prefix.inputs["input_ids"], ids[:, -1:]], 1)
+    short_mask = torch.cat([prefix.inputs["attention_mask"], attention[:, -1:]], 1)
     with subphase("decode_tokens"):
-        return model.generate(input_ids=ids[rows], attention_mask=attention[rows], past_key_values=cache,
-                              **generate_kwargs)
+        out = model.generate(input_ids=short_ids[rows], attention_mask=short_mask[rows], past_key_values=cache,
+                             **generate_kwargs)
+    if isinstance(out, torch.Tensor):
+        return torch.cat([ids[rows], out[:, short_ids.shape[1]:]], 1)
+    out.sequences = torch.cat([ids[rows], out.sequences[:, short_ids.shape[1]:]], 1)  # return_dict_in_generate
+    return out
 
 
 @contextmanager

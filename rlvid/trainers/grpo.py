@@ -17,6 +17,7 @@ import torch
 
 from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer
 from rlvid.models.loading import load_policy
+from rlvid.models.token_prune import TokenPruner, attach_token_pruner
 from rlvid.models.vision_reuse import attach_caches, reuse_vision, visual_tokens
 from rlvid.rollout import Rollouts, SamplingParams, make_engine
 from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
@@ -71,6 +72,7 @@ class GRPOTrainer(Trainer):
             return None
         ref = load_policy(self.recipe.model, self.model_path, device=self.accelerator.device).eval()
         ref.requires_grad_(False)
+        attach_token_pruner(ref, self.builder)  # the reference sees the same tokens as the policy
         return ref
 
     # ------------------------------------------------------------------ one step
@@ -260,6 +262,11 @@ class GRPOTrainer(Trainer):
         kept = sum(len(v.indices) for v in videos)
         out = {"tokens/visual_per_prompt": tokens / max(rows, 1),
                "tokens/frames_kept_fraction": kept / max(kept + sum(v.dropped_frames for v in videos), 1)}
+        pruner = TokenPruner.of(self.accelerator.unwrap_model(self.model))
+        if pruner is not None and pruner.total_tokens:  # token_drop.mode: token (counted over this step's forwards)
+            out["tokens/visual_kept_fraction"] = pruner.kept_tokens / pruner.total_tokens
+            out["tokens/visual_per_prompt"] *= out["tokens/visual_kept_fraction"]
+            pruner.kept_tokens = pruner.total_tokens = 0
         for cache in self.vision_caches[:1]:  # the policy's
             out["vision/computed"], out["vision/reused"] = float(cache.stats.computed), float(cache.stats.reused)
             cache.stats.computed = cache.stats.reused = cache.stats.bypassed = 0

@@ -15,6 +15,7 @@ import torch
 from rlvid.algos import selective_log_softmax
 from rlvid.data.model_inputs import VideoInputBuilder, append_completions
 from rlvid.data.sample import Sample
+from rlvid.models.token_prune import TokenPruner, pruned_forward
 
 VISUAL_KEYS = {"pixel_values_videos": "video_grid_thw", "pixel_values": "image_grid_thw"}
 # per-video / per-image tensors (one row per visual item) and the placeholder token that counts the item's tokens
@@ -128,7 +129,11 @@ def completion_logprobs(model, inputs: dict[str, torch.Tensor], completion_mask:
     start = int(has[0]) if has.numel() else completion_mask.shape[1] - 1
     start = max(start, 1)
     keep = completion_mask.shape[1] - start + 1
-    logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
+    pruner = TokenPruner.of(model)
+    if pruner is not None:  # visual tokens dropped (data.video.token_drop.mode: token)
+        logits = pruned_forward(model, inputs, pruner, logits_to_keep=keep, use_cache=False)
+    else:
+        logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
     ids = inputs["input_ids"][:, start:].to(device)
     logp = selective_log_softmax(logits[:, :-1].float(), ids, temperature=temperature)
     return logp, completion_mask[:, start:]

@@ -28,6 +28,7 @@ from rewards import compose_rewards
 from rlvid.config import save_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.models.token_prune import attach_token_pruner
 from rlvid.models.trainable import apply_trainable, trainable_counts
 from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
 from rlvid.trainers.hooks import HookRunner
@@ -128,6 +129,7 @@ class Trainer:
                                 recipe.model)
         self.optimizer, self.scheduler = make_optimizer_and_scheduler(
             model, self.optim_config(), self.total_steps * self.updates_per_step)
+        attach_token_pruner(model, self.builder)  # data.video.token_drop.mode: token
         self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.timer = PhaseTimer()

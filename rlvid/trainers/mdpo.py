@@ -33,6 +33,7 @@ import rlvid.trainers.mdpo_eval  # noqa: F401  (registers the eval_dense_caption
 from rlvid.algos import compute_dpo_loss
 from rlvid.data.cotasks import ChainInputBuilder
 from rlvid.models.loading import load_policy
+from rlvid.models.token_prune import attach_token_pruner
 from rlvid.trainers.loop import Trainer
 from rlvid.trainers.mdpo_batch import PairBatch, pair_micro_batches, reference_logps, sequence_logps
 from rlvid.trainers.mdpo_pairs import Pair, model_key
@@ -108,6 +109,7 @@ class MDPOTrainer(Trainer):
             return None
         ref = load_policy(self.recipe.model, self.model_path, device=self.accelerator.device).eval()
         ref.requires_grad_(False)
+        attach_token_pruner(ref, self.builder)  # the reference sees the same tokens as the policy
         return ref
 
     def reference_logps(self, pairs: list[Pair], batches: list[PairBatch]) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 import torch
 
 from rlvid.algos import selective_log_softmax
+from rlvid.models.token_prune import TokenPruner, compact_inputs
 from rlvid.models.vision_reuse import find_vl_core
 from rlvid.trainers.logprobs import EncodedPrompt, completion_logprobs, to_device
 from rlvid.trainers.timing import subphase
-
-ROPE_KEYS = ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
 
 
 @dataclass
@@ -95,17 +94,14 @@ def prefix_completion_logprobs(model: torch.nn.Module, batch: PrefixBatch, compl
                                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Same result as `completion_logprobs(model, collated_inputs, completion_mask, temperature)`."""
     device = completion_mask.device
-    core = find_vl_core(model)
     batch = batch.to(device)
-    pre = batch.prefix
-    positions, deltas = core.get_rope_index(
-        pre["input_ids"], mm_token_type_ids=pre["mm_token_type_ids"], attention_mask=pre["attention_mask"],
-        **{k: pre[k] for k in ROPE_KEYS if k in pre})
+    compact = compact_inputs(model, batch.prefix, TokenPruner.of(model))  # identity unless visual tokens drop
+    pre = compact.inputs
     with subphase("prefill"):
-        cache = model(**pre, position_ids=positions, use_cache=True, logits_to_keep=1).past_key_values
+        cache = model(**pre, position_ids=compact.position_ids, use_cache=True, logits_to_keep=1).past_key_values
     cache.reorder_cache(batch.row_prompt)
     prefix_len = pre["attention_mask"].sum(1)
-    base = (prefix_len + deltas.view(-1))[batch.row_prompt]  # position of each row's last prompt token
+    base = (prefix_len + compact.rope_deltas.view(-1))[batch.row_prompt]  # position of each row's last prompt token
     steps = torch.arange(batch.tail_ids.shape[1], device=device)
     tail_pos = (base[:, None] + steps[None]).unsqueeze(0).expand(3, -1, -1)
     attention = torch.cat([pre["attention_mask"][batch.row_prompt], batch.tail_mask.to(pre["attention_mask"].dtype)], 1)
