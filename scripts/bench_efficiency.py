@@ -9,8 +9,9 @@ prompts under the same machine load; the figures are ratios to the all-off confi
     python scripts/bench_efficiency.py --reward --steps 40       # held-out reward with / without dropping
 
 Configurations: off (everything off: the plain path), vision (trainer.reuse_vision), prefix
-(trainer.shared_prefix: hf prefill + log-prob passes), drop (data.video.token_drop patch mode),
-exact (vision + prefix: no change to what the model sees), all (the three together). Each step
+(trainer.shared_prefix: hf prefill + log-prob passes), drop (data.video.token_drop patch mode: whole frame pairs),
+exact (vision + prefix: no change to what the model sees), all (the three together); token / all_token: the same
+with token_drop mode token (single visual tokens leave the LLM input; the vision tower sees every frame). Each step
 runs gen -> reward -> adv -> encode -> old -> ref -> update with G = 8 rollouts of 2 prompts,
 max_new_tokens 32, beta 0.04 (reference pass) and mu = 2 (old pass), fp32 on CPU. Phases are
 the trainer's own time/<phase>[/<sub>] metrics.
@@ -40,6 +41,8 @@ CONFIGS = {
     "drop": {"trainer": {"reuse_vision": False, "shared_prefix": False}, "drop": "patch"},
     "exact": {"trainer": {"reuse_vision": True, "shared_prefix": True}, "drop": "none"},
     "all": {"trainer": {"reuse_vision": True, "shared_prefix": True}, "drop": "patch"},
+    "token": {"trainer": {"reuse_vision": False, "shared_prefix": False}, "drop": "token"},
+    "all_token": {"trainer": {"reuse_vision": True, "shared_prefix": True}, "drop": "token"},
 }
 PHASES = ["step", "gen", "gen/decode", "gen/processor", "gen/vision", "gen/prefill", "gen/decode_tokens",
           "encode", "old", "old/vision", "old/prefill", "ref", "ref/vision", "ref/prefill",

@@ -4,13 +4,15 @@ Setting: the learning test's (tests/test_grpo_learning.py): tiny Qwen2.5-VL, syn
 SFT warm start on 4 s clips (format + intervals that fit 4 s), GRPO on 12 s clips (288 train, 72 held out). Per
 data seed: SFT; `rlvid select` with the SFT model (k sampled rollouts per train clip, temperature 1); then per
 trainer seed GRPO from the SFT model on (a) the `--subset` highest-variance clips, (b) a random subset of the same
-size, (c) optionally the whole train split, all with the same steps, prompts per step and G, so every arm spends
-the same GRPO rollouts. Held-out figures are the eval hook's at the end of each run (greedy, the 72 held-out
-clips, same code as after SFT): total reward (format 0.5 + temporal IoU 0.5) and mIoU. The figure to read is the
-held-out reward gain per 1,000 GRPO rollouts, side by side; the selection's own rollouts are reported apart
-(spent once, reused by every later run on the subset).
+size, (c) optionally the whole train split, (d) optionally the whole split drawn by `variance_weights` (the
+trainer's weighted sampler; zero-variance clips get weight 0), all with the same steps, prompts per step and G, so
+every arm spends the same GRPO rollouts. Held-out figures are the eval hook's at the end of each run (greedy, the
+72 held-out clips, same code as after SFT): total reward (format 0.5 + temporal IoU 0.5) and mIoU. The figure to
+read is the held-out reward gain per 1,000 GRPO rollouts, side by side; the selection's own rollouts are reported
+apart (spent once, reused by every later run on the subset).
 
-    OMP_NUM_THREADS=1 python scripts/bench_selection.py --data-seeds 0 1 --seeds 0 1 2 --arms variance random full
+    OMP_NUM_THREADS=1 python scripts/bench_selection.py --data-seeds 0 1 2 3 --seeds 0 1 2 3 \
+        --arms variance random full weighted
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from data_selection.cli import select_from_recipe
+from data_selection.cli import select_from_recipe, select_from_stats
 from rlvid.data.loaders import load_jsonl, write_jsonl
 from rlvid.trainers.testing import GROUNDING_VIDEO, make_grounding_setup, write_recipe
 from rlvid.trainers.train_cli import run_train
@@ -38,6 +40,12 @@ def last_eval(output_dir: Path) -> dict[str, float]:
     return [r for r in rows if REWARD in r][-1]
 
 
+def _weighted_mean(ids, stats, field: str, arm: str, weighted) -> float:
+    """Mean of a stats field over the arm's training distribution (sampling weights for the weighted arm)."""
+    w = weighted.selection.weights if arm == "weighted" else dict.fromkeys(ids, 1.0)
+    return sum(w[i] * getattr(stats[i], field) for i in ids) / sum(w[i] for i in ids)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=None, help="work folder (default: a temporary one)")
@@ -47,7 +55,8 @@ def main() -> None:
     ap.add_argument("--sft-steps", type=int, default=60)
     ap.add_argument("--data-seeds", type=int, nargs="+", default=[0], help="data + model seeds (one SFT each)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="trainer seeds (and random-subset seeds)")
-    ap.add_argument("--arms", nargs="+", default=["variance", "random"], choices=["variance", "random", "full"])
+    ap.add_argument("--arms", nargs="+", default=["variance", "random"],
+                    choices=["variance", "random", "full", "weighted"])
     ap.add_argument("--out", default=None, help="JSON results file (default: ROOT/results.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # tiny forwards: one thread is ~10x faster on shared cores
@@ -79,6 +88,7 @@ def main() -> None:
         chosen = select_from_recipe(select_recipe, work / "select", k=args.k, strategy="top_variance",
                                     kwargs={"n": args.subset})
         select_seconds = time.perf_counter() - t0
+        weighted = select_from_stats(work / "select" / "stats.jsonl", work / "select-weighted", "variance_weights")
         train = load_jsonl(setup["data"] / "train.jsonl").samples
         by_id = {s.id: s for s in train}
         stats = {s.id: s for s in chosen.stats}
@@ -87,12 +97,13 @@ def main() -> None:
                  "train_mean_variance": statistics.fmean(s.variance for s in chosen.stats),
                  "train_zero_variance": sum(s.variance == 0 for s in chosen.stats), "arms": []}
         for seed in args.seeds:
-            subsets = {"variance": chosen.selection.ids,
+            subsets = {"variance": chosen.selection.ids, "weighted": weighted.selection.ids,
                        "random": random.Random(seed).sample(sorted(by_id), args.subset),
                        "full": sorted(by_id)}
             for arm in args.arms:
                 ids = subsets[arm]
-                data = write_jsonl([by_id[i] for i in ids], work / f"{arm}-{seed}" / "train.jsonl")
+                data = (weighted.out / "selected.jsonl" if arm == "weighted"  # samples carry their weights
+                        else write_jsonl([by_id[i] for i in ids], work / f"{arm}-{seed}" / "train.jsonl"))
                 recipe = write_recipe(work / f"{arm}-{seed}.yaml", {"model": sft_model, "data": setup["data"]},
                                       work / f"{arm}-{seed}" / "run", {
                     **grpo, "data": {**grpo["data"], "train": str(data)},
@@ -105,8 +116,8 @@ def main() -> None:
                        "gain": after[REWARD] - before[REWARD], "mIoU_gain": after[MIOU] - before[MIOU],
                        "grpo_rollouts": rollouts,
                        "gain_per_1k_rollouts": (after[REWARD] - before[REWARD]) / rollouts * 1000,
-                       "subset_mean_variance": statistics.fmean(stats[i].variance for i in ids),
-                       "subset_mean_reward": statistics.fmean(stats[i].mean for i in ids),
+                       "subset_mean_variance": _weighted_mean(ids, stats, "variance", arm, weighted),
+                       "subset_mean_reward": _weighted_mean(ids, stats, "mean", arm, weighted),
                        "subset_zero_variance": sum(stats[i].variance == 0 for i in ids),
                        "seconds": time.perf_counter() - t0}
                 entry["arms"].append(row)
