@@ -102,7 +102,7 @@ def main() -> None:
                        "full": sorted(by_id)}
             for arm in args.arms:
                 ids = subsets[arm]
-                data = (weighted.out / "selected.jsonl" if arm == "weighted"  # samples carry their weights
+                data = (weighted.out_dir / "selected.jsonl" if arm == "weighted"  # samples carry their weights
                         else write_jsonl([by_id[i] for i in ids], work / f"{arm}-{seed}" / "train.jsonl"))
                 recipe = write_recipe(work / f"{arm}-{seed}.yaml", {"model": sft_model, "data": setup["data"]},
                                       work / f"{arm}-{seed}" / "run", {
