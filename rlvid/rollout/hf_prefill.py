@@ -19,11 +19,9 @@ from contextlib import contextmanager
 
 import torch
 
-from rlvid.models.token_prune import TokenPruner, compact_inputs
+from rlvid.models.token_prune import TOKEN_KEYS, TokenPruner, compact_inputs
 from rlvid.models.vision_reuse import find_vl_core
 from rlvid.trainers.timing import active_timer, subphase
-
-TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 
 
 def can_share_prefill(model: torch.nn.Module) -> bool:
