@@ -24,7 +24,9 @@ _rouge = None
 
 def mean_relative_accuracy(pred: float, gt: float) -> float:
     """Mean over confidence thresholds theta in {0.50, ..., 0.95} of [|pred - gt| / |gt| < 1 - theta]:
-    partial credit for near misses on numeric answers (Video-R1's regression reward)."""
+    partial credit for near misses on numeric answers. This is the MRA of VSI-Bench, which Video-R1
+    reports in its evaluation; Video-R1's *training* reward for regression is 1 - relative error
+    instead (`preset: video_r1`, rewards/presets/video_r1.py)."""
     if gt == 0.0:
         err = 0.0 if pred == 0.0 else math.inf
     else:
@@ -34,10 +36,11 @@ def mean_relative_accuracy(pred: float, gt: float) -> float:
 
 def score_numeric(text: str, gt: str | float, mode: str = "tolerance", rel_tol: float = 0.0) -> float:
     """1.0 when the answer's number is within `rel_tol` of the ground truth (relative; 0 means
-    equal), or its mean relative accuracy with mode="mra". Unparseable: 0."""
+    equal), or its mean relative accuracy with mode="mra". Unparseable (answer or ground truth,
+    e.g. a ground truth the parser cannot read): 0, never an exception."""
     pred = parse_number(text)
-    target = float(gt)
-    if pred is None:
+    target = gt if isinstance(gt, (int, float)) else parse_number(str(gt))  # "4,144" -> 4144.0
+    if pred is None or target is None or not math.isfinite(target) or not math.isfinite(pred):
         return 0.0
     if mode == "mra":
         return mean_relative_accuracy(pred, target)
