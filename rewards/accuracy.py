@@ -12,6 +12,7 @@ from typing import Any
 
 from rewards.columns import check_choice, check_task, column
 from rewards.parsing import extract_answer, normalize_text, parse_number, parse_option, strip_intervals
+from rewards.presets import ACCURACY_PRESETS, check_preset, temporal_r1, video_r1
 
 NUMERIC_MODES = ("tolerance", "mra")
 OPEN_METRICS = ("exact", "rouge_l")
@@ -137,6 +138,8 @@ def accuracy_reward(
     numeric: str = "tolerance",
     rel_tol: float = 0.0,
     open_metric: str = "rouge_l",
+    preset: str | None = None,
+    meta: Sequence[Any] | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
     """Answer correctness in [0, 1], dispatched on the sample's task.
@@ -146,21 +149,52 @@ def accuracy_reward(
     accuracy (numeric="mra"). open_qa: ROUGE-L F (open_metric="rouge_l") or normalised exact match
     ("exact"). grounded_qa: the answer part, scored as mcq when options exist, else as open_qa.
     Without a task column the task is inferred (options: mcq; numeric answer: numeric; else open).
+    `preset` reproduces a paper's accuracy reward exactly instead (the other options are then
+    ignored): temporal_r1 (R1-V's mathruler grading) or video_r1 (Video-R1's reward per problem
+    type, from `meta.problem_type` or the task); see rewards/presets.
     """
-    validate_options(numeric=numeric, rel_tol=rel_tol, open_metric=open_metric)
+    validate_options(numeric=numeric, rel_tol=rel_tol, open_metric=open_metric, preset=preset)
     n = len(completions)
     tasks, answers, opts = column(task, n, "task"), column(answer, n, "answer"), column(options, n, "options")
+    metas = column(meta, n, "meta")
     out: list[float | None] = []
-    for c, t, a, o in zip(completions, tasks, answers, opts, strict=True):
+    for c, t, a, o, m in zip(completions, tasks, answers, opts, metas, strict=True):
         check_task(t)
-        out.append(score_answer(c, t, a, o, numeric=numeric, rel_tol=rel_tol, open_metric=open_metric))
+        if preset is not None:
+            out.append(_preset_score(preset, c, t, a, o, m))
+        else:
+            out.append(score_answer(c, t, a, o, numeric=numeric, rel_tol=rel_tol, open_metric=open_metric))
     return out
 
 
+def _preset_score(preset: str, completion: str, task: str | None, answer: Any, options: Any, meta: Any) -> float | None:
+    if answer is None:
+        return None
+    answer = answer if isinstance(answer, str) else str(answer)
+    if task is None:
+        task = infer_task(answer, options)
+    if task not in ANSWER_TASKS:
+        return None
+    if preset == "temporal_r1":
+        return temporal_r1.accuracy_score(completion, answer)
+    kind = video_r1.problem_type(task, meta, options)
+    return video_r1.accuracy_score(completion, answer, kind) if kind is not None else None
+
+
 def validate_options(
-    numeric: str = "tolerance", rel_tol: float = 0.0, open_metric: str = "rouge_l", **_: Any
+    numeric: str = "tolerance",
+    rel_tol: float = 0.0,
+    open_metric: str = "rouge_l",
+    preset: str | None = None,
+    **_: Any,
 ) -> None:
     """Fail at recipe load on a bad option value."""
+    check_preset(preset, ACCURACY_PRESETS)
+    if preset == "temporal_r1":
+        try:
+            temporal_r1.require_grader()
+        except ImportError as e:
+            raise ValueError(str(e)) from e
     check_choice("numeric", numeric, NUMERIC_MODES)
     check_choice("open_metric", open_metric, OPEN_METRICS)
     if not (isinstance(rel_tol, (int, float)) and 0.0 <= rel_tol < math.inf):

@@ -15,7 +15,13 @@ THINK = ("required", "optional", "forbidden")
 
 
 def format_reward(
-    completions: list[str], *, mode: str = "strict", think: str = "required", **kwargs: Any
+    completions: list[str],
+    *,
+    mode: str = "strict",
+    think: str = "required",
+    preset: str | None = None,
+    task: list[str | None] | None = None,
+    **kwargs: Any,
 ) -> list[float | None]:
     """1.0 when a completion has the expected structure, else 0.0 (applies to every task).
 
