@@ -19,8 +19,8 @@ from rewards.grounded_qa import predicted_intervals
 from rewards.iou import union_iop, union_iou
 from rewards.parsing import as_intervals, extract_answer
 from rewards.soda import soda_c_many
-from rewards.temporal_iou import predicted_interval, score_interval
 from rlvid.data.sample import Event, Sample
+from rlvid.eval.conventions import check_convention, prediction_iou
 
 GROUNDING_THRESHOLDS = (0.3, 0.5, 0.7)
 
@@ -48,19 +48,23 @@ def grounding_metrics(
     durations: Sequence[float | None] | None = None,
     thresholds: Sequence[float] = GROUNDING_THRESHOLDS,
     fractions: bool = False,
+    convention: str = "standard",
 ) -> dict[str, float]:
     """Temporal grounding: `R1@m` (share of predictions with IoU >= m) for each threshold, and `mIoU`.
 
     A prediction is a completion (its first interval is read) or a (start, end) pair; the ground
-    truth of a sample is its list of intervals (the best-matching one counts). Reversed
-    predictions are swapped and clipped to the video, as in training.
+    truth of a sample is its list of intervals. `convention` (rlvid/eval/conventions.py):
+    "standard" (default) equals Moment-DETR's `compute_mr_r1` and mIoU: predictions as written
+    (reversed = 0, nothing clipped), the best ground-truth window counts, unparseable = 0;
+    "training" swaps and clips as the temporal_iou reward does; "temporal_r1" reproduces
+    Temporal-R1's evaluation pipeline, parsing included.
     """
+    check_convention(convention)
     _check_lengths(predictions, ground_truths)
     durs = _durations(durations, len(predictions))
     ious = []
     for pred, gt, d in zip(predictions, ground_truths, durs, strict=True):
-        iv = predicted_interval(pred, d, fractions) if isinstance(pred, str) else pred
-        ious.append(score_interval(iv, as_intervals(gt), d))
+        ious.append(prediction_iou(pred, as_intervals(gt), d, convention, fractions))
     out = {f"R1@{m:g}": _mean([1.0 if x >= m else 0.0 for x in ious]) for m in thresholds}
     out["mIoU"] = _mean(ious)
     return out
@@ -141,13 +145,17 @@ def dense_caption_metrics(
 
 
 def evaluate_completions(
-    completions: Sequence[str], samples: Sequence[Sample | Mapping[str, Any]], **dense_kwargs: Any
+    completions: Sequence[str],
+    samples: Sequence[Sample | Mapping[str, Any]],
+    convention: str = "standard",
+    **dense_kwargs: Any,
 ) -> dict[str, float]:
     """Every applicable metric for a mixed set of samples, keyed `task/metric`, plus `task/count`.
 
     mcq: `accuracy`; numeric and open_qa: `accuracy` as the `accuracy` reward scores it (exact
     number, ROUGE-L); temporal_grounding: R1@{0.3,0.5,0.7}, mIoU; grounded_qa and dense_caption as
-    in their functions above (`dense_kwargs` go to `dense_caption_metrics`)."""
+    in their functions above (`dense_kwargs` go to `dense_caption_metrics`); `convention` is the
+    grounding convention of `grounding_metrics`."""
     _check_lengths(completions, samples)
     by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for c, s in zip(completions, samples, strict=True):
@@ -159,7 +167,7 @@ def evaluate_completions(
         recs = [r for _, r in items]
         durs = [r.get("duration") for r in recs]
         if task == "temporal_grounding":
-            found = grounding_metrics(cs, [r["intervals"] for r in recs], durs)
+            found = grounding_metrics(cs, [r["intervals"] for r in recs], durs, convention=convention)
         elif task == "grounded_qa":
             found = grounded_qa_metrics(
                 cs, [r["answer"] for r in recs], [r["intervals"] for r in recs], [r.get("options") for r in recs], durs
