@@ -9,12 +9,14 @@
   < 0), e.g. `0 to 300` for [0, 50] in a 100 s video scores (50/300) x 1 x (1 - 2.5) = -0.25.
   One place rlvid cannot follow: when prediction and ground truth are the same zero-length
   point the reference reuses the previous completion's IoU (or raises NameError on the first);
-  rlvid scores 0.
+  rlvid scores 0. And where the reference's arithmetic gives NaN (a number too long for a
+  float, read as inf, makes 0 x -inf), rlvid scores 0: a reward must be a finite number.
 - format: `format_reward`: the stripped completion is `<think>...</think>` `<answer>...</answer>`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -53,5 +55,7 @@ def iou_score(text: str, gts: Sequence[Sequence[float]], duration: float) -> flo
         hull = max(end, e) - min(start, s)
         iou = inter / hull if hull > 0 else 0.0
         score = iou * (1 - abs(s / duration - start / duration)) * (1 - abs(e / duration - end / duration))
+        if not math.isfinite(score):
+            score = 0.0
         best = score if best is None or score > best else best
     return float(best)
