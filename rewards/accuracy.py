@@ -69,7 +69,7 @@ def rouge_l(prediction: str, reference: str) -> float:
         from rouge_score.rouge_scorer import RougeScorer
 
         _rouge = RougeScorer(["rougeL"], use_stemmer=False)
-    return _rouge.score(reference, prediction)["rougeL"].fmeasure
+    return float(_rouge.score(reference, prediction)["rougeL"].fmeasure)  # rouge-score gives int 0 for no tokens
 
 
 def score_open(text: str, answer: str, metric: str = "rouge_l") -> float:
