@@ -224,3 +224,17 @@ def test_unknown_preset_is_refused_at_load():
     with pytest.raises(RewardError, match="allowed"):
         build_reward({"name": "accuracy", "kwargs": {"preset": "time_r1"}})
     assert build_reward({"name": "format", "kwargs": {"preset": "video_r1"}}).label == "format"
+
+
+def test_temporal_r1_prompt_asks_for_the_form_its_preset_scores():
+    import re
+
+    from rlvid.data.prompts import build_prompt
+    from rlvid.data.sample import Sample
+
+    sample = Sample(id="x", video="v.mp4", duration=30.0, task="temporal_grounding", question="A man sits.",
+                    intervals=[(2.0, 6.0)])
+    example = re.search(r"<answer>.*?</answer>", build_prompt(sample, "temporal_r1")).group(0)
+    assert format_reward([THINK + example], preset="temporal_r1", task=["temporal_grounding"]) == [1.0]
+    default = re.search(r"<answer>.*?</answer>", build_prompt(sample)).group(0)
+    assert format_reward([THINK + default], preset="temporal_r1", task=["temporal_grounding"]) == [0.0]
