@@ -280,6 +280,16 @@ def test_temporal_r1_seconds_unit(tmp_path):
     assert sample.intervals == [(3.0, 7.5)] and sample.video == "a.mp4"
 
 
+def test_temporal_r1_seconds_unit_refuses_a_file_of_fractions(tmp_path):
+    # Every value <= 1 over the whole file: fractions imported as seconds would be a silent mistake.
+    path = _temporal_r1(tmp_path, TEMPORAL_R1)
+    with pytest.raises(DataError, match="every solution value in the file is <= 1.*solution_unit 'fraction'"):
+        import_dataset("temporal_r1", annotations=path, solution_unit="seconds")
+    short = [{"video": "a.mp4", "problem": "p", "solution": [0.2, 0.9], "duration": 30.0},
+             {"video": "b.mp4", "problem": "p", "solution": [0.5, 2.5], "duration": 30.0}]
+    assert len(import_dataset("temporal_r1", annotations=_temporal_r1(tmp_path, short), solution_unit="seconds")) == 2
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
