@@ -19,10 +19,12 @@ from rewards.grounded_qa import predicted_intervals
 from rewards.iou import union_iop, union_iou
 from rewards.parsing import as_intervals, extract_answer
 from rewards.soda import soda_c_many
+from rewards.soda_official import soda_c_official
 from rlvid.data.sample import Event, Sample
 from rlvid.eval.conventions import check_convention, prediction_iou
 
 GROUNDING_THRESHOLDS = (0.3, 0.5, 0.7)
+SODA_MODES = ("paper", "official")
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -118,11 +120,16 @@ def dense_caption_metrics(
     caption_scorers: Sequence[str | CaptionScorer] = ("meteor", "cider"),
     soda_scorer: str | CaptionScorer | None = "meteor",
     fractions: bool = False,
+    soda: str = "paper",
+    references: Sequence[Sequence[Sequence[Any]] | None] | None = None,
 ) -> dict[str, float]:
     """Dense captioning, averaged over videos: `SODA_c` (with `soda_scorer`), each caption
     metric averaged over the tIoU thresholds (`METEOR`, `CIDEr`), and localisation `precision`,
     `recall` and their harmonic mean `F1` (precision and recall averaged over thresholds first).
-    A prediction is a completion (its events are parsed) or a list of events."""
+    A prediction is a completion (its events are parsed) or a list of events.
+    `soda="official"` computes SODA_c as the official fujiso/SODA code does (PTB tokens, its
+    METEOR argument order, the best of the ground truth and the further `references` event lists
+    of each video; rewards/soda_official.py) instead of rlvid's reading of the paper."""
     _check_lengths(predictions, ground_truths)
     durs = _durations(durations, len(predictions))
     preds = [
@@ -131,7 +138,14 @@ def dense_caption_metrics(
     ]
     gts = [as_events(g) for g in ground_truths]
     out: dict[str, float] = {}
-    if soda_scorer is not None:
+    if soda not in SODA_MODES:
+        raise ValueError(f"unknown soda {soda!r}; allowed: {list(SODA_MODES)}")
+    if soda == "official":
+        refs = references if references is not None else [None] * len(gts)
+        _check_lengths(predictions, refs)
+        sets = [[g, *[as_events(r) for r in (more or [])]] for g, more in zip(gts, refs, strict=True)]
+        out["SODA_c"] = _mean([x["f"] for x in soda_c_official(preds, sets)])
+    elif soda_scorer is not None:
         out["SODA_c"] = _mean(soda_c_many(preds, gts, soda_scorer))
     for scorer in caption_scorers:
         name = scorer if isinstance(scorer, str) else scorer.name
@@ -148,6 +162,7 @@ def evaluate_completions(
     completions: Sequence[str],
     samples: Sequence[Sample | Mapping[str, Any]],
     convention: str = "standard",
+    soda: str = "paper",
     **dense_kwargs: Any,
 ) -> dict[str, float]:
     """Every applicable metric for a mixed set of samples, keyed `task/metric`, plus `task/count`.
@@ -155,7 +170,7 @@ def evaluate_completions(
     mcq: `accuracy`; numeric and open_qa: `accuracy` as the `accuracy` reward scores it (exact
     number, ROUGE-L); temporal_grounding: R1@{0.3,0.5,0.7}, mIoU; grounded_qa and dense_caption as
     in their functions above (`dense_kwargs` go to `dense_caption_metrics`); `convention` is the
-    grounding convention of `grounding_metrics`."""
+    grounding convention of `grounding_metrics`, `soda` the SODA_c of `dense_caption_metrics`."""
     _check_lengths(completions, samples)
     by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for c, s in zip(completions, samples, strict=True):
@@ -173,7 +188,9 @@ def evaluate_completions(
                 cs, [r["answer"] for r in recs], [r["intervals"] for r in recs], [r.get("options") for r in recs], durs
             )
         elif task == "dense_caption":
-            found = dense_caption_metrics(cs, [r["events"] for r in recs], durs, **dense_kwargs)
+            found = dense_caption_metrics(cs, [r["events"] for r in recs], durs,
+                                          soda=soda, references=[r.get("reference_events") for r in recs],
+                                          **dense_kwargs)
         else:
             scores = [score_answer(c, task, r.get("answer"), r.get("options")) for c, r in items]
             found = {"accuracy": _mean([x or 0.0 for x in scores])}
