@@ -127,6 +127,19 @@ def test_activitynet_captions_become_dense_caption_samples(tmp_path):
         (0.0, "A man is standing in a garage."), (17.1, "The man is seen holding up a tire.")]
 
 
+def test_activitynet_references_become_reference_events(tmp_path):
+    # val_2 annotates the same videos again; its lists are kept for the official SODA_c (best of both).
+    path = _activitynet(tmp_path, ACTIVITYNET)
+    val_2 = tmp_path / "val_2.json"
+    val_2.write_text(json.dumps({"v_ehGHCYKzyZ8": {"duration": 61.72, "timestamps": [[30.0, 61.72], [0.0, 30.0]],
+                                                   "sentences": ["He lifts a tire.", "A man waits."]}}))
+    first, second = import_dataset("activitynet_captions", annotations=path, video_dir="v", references=[val_2])
+    assert first.reference_events is None
+    assert [[(e.start, e.caption) for e in ref] for ref in second.reference_events] == [
+        [(0.0, "A man waits."), (30.0, "He lifts a tire.")]]
+    assert second.events[0].caption == "A man is standing in a garage."
+
+
 def test_activitynet_with_grounding_adds_one_sample_per_sentence(tmp_path):
     path = _activitynet(tmp_path, ACTIVITYNET)
     samples = import_dataset("activitynet_captions", annotations=path, video_dir="vids", with_grounding=True)
