@@ -52,12 +52,12 @@ def test_metrics_official_option_uses_reference_events():
     samples = [Sample("v", "v.mp4", 60.0, "dense_caption", "q", events=[Event(50, 60, "a dog barks")],
                       reference_events=[[Event(0, 10, "a man walks")]])]
     completion = "<answer>0 - 10 seconds: a man walks</answer>"
-    official = evaluate_completions([completion], samples, soda="official", caption_scorers=())
+    official = evaluate_completions([completion], samples, dense="official", caption_scorers=())
     paper = evaluate_completions([completion], samples, caption_scorers=())
     assert official["dense_caption/SODA_c"] == pytest.approx(1.0, abs=1e-6)
     assert paper["dense_caption/SODA_c"] == 0.0  # the paper option scores `events` only
-    with pytest.raises(ValueError, match="allowed: \\['paper', 'official'\\]"):
-        dense_caption_metrics([completion], [samples[0].events], soda="fujiso",
+    with pytest.raises(ValueError, match="allowed: \\['rlvid', 'official'\\]"):
+        dense_caption_metrics([completion], [samples[0].events], dense="fujiso",
                               caption_scorers=(), soda_scorer=FunctionScorer(lambda h, r: 1.0))
 
 
@@ -71,3 +71,18 @@ def test_sample_round_trips_reference_events():
     assert "reference_events" not in Sample.from_dict({**raw, "reference_events": None}).to_dict()
     with pytest.raises(ValueError, match="reference_events\\[0\\]\\[0\\]' is missing 'caption'"):
         Sample.from_dict({**raw, "reference_events": [[{"start": 1, "end": 6}]]})
+
+
+def test_official_caption_metrics_pair_with_every_reference_list():
+    from rewards.densevid_official import caption_metrics_official, localization_official
+
+    pred = [Event(0, 10, "a man walks"), Event(40, 50, "a dog barks")]
+    val_1 = [Event(0, 10, "a man walks")]
+    val_2 = [Event(40, 50, "a dog barks")]
+    both = caption_metrics_official([pred], [[val_1, val_2]], ("meteor",), tious=(0.5,))["meteor"][0]
+    one = caption_metrics_official([pred], [[val_1]], ("meteor",), tious=(0.5,))["meteor"][0]
+    assert both == pytest.approx(1.0, abs=1e-6) and one < 0.7  # the dog is unmatched against val_1 alone
+    assert caption_metrics_official([[]], [[val_1]], ("meteor",))["meteor"] == [0.0]
+    # precision and recall: each the best over the lists (hits need IoU > tIoU)
+    assert localization_official(pred, [val_1, val_2], tious=(0.5,)) == (0.5, 1.0)
+    assert localization_official(pred, [val_1 + val_2], tious=(0.5,)) == (1.0, 1.0)

@@ -25,22 +25,22 @@ def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[st
     start = time.perf_counter()
     completions = predict(model, builder, samples, batch_size=batch_size,
                           max_new_tokens=recipe.rollout.max_new_tokens)
-    convention, soda = recipe.trainer.eval_convention, recipe.trainer.eval_soda
-    metrics = evaluate_completions(completions, samples, convention=convention, soda=soda)
+    convention, dense = recipe.trainer.eval_convention, recipe.trainer.eval_dense
+    metrics = evaluate_completions(completions, samples, convention=convention, dense=dense)
     metrics["eval/seconds"] = time.perf_counter() - start
     out_dir = Path(out or Path(recipe.trainer.output_dir) / f"eval_{split}")
-    write_eval(out_dir, metrics, samples, completions, convention, soda)
+    write_eval(out_dir, metrics, samples, completions, convention, dense)
     print(format_metrics(metrics, title=f"{model_path} on {split} ({len(samples)} samples, "
-                                        f"grounding convention {convention}, SODA_c {soda})"))
+                                        f"grounding convention {convention}, dense captioning {dense})"))
     print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'predictions.jsonl'}")
     return 0
 
 
 def write_eval(out_dir: Path, metrics: dict[str, float], samples, completions: list[str],
-               convention: str = "standard", soda: str = "paper") -> None:
-    """metrics.json (with `eval/convention` and `eval/soda`, the conventions used) and predictions.jsonl."""
+               convention: str = "standard", dense: str = "rlvid") -> None:
+    """metrics.json (with `eval/convention` and `eval/dense`, the conventions used) and predictions.jsonl."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {**metrics, "eval/convention": convention, "eval/soda": soda}
+    record = {**metrics, "eval/convention": convention, "eval/dense": dense}
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     with open(out_dir / "predictions.jsonl", "w") as f:
         for sample, completion in zip(samples, completions, strict=True):

@@ -14,6 +14,7 @@ from typing import Any
 from rewards.accuracy import score_answer, score_mcq
 from rewards.captions import CaptionScorer
 from rewards.dense_caption import TIOUS, caption_metric_many, localization_pr, predicted_events
+from rewards.densevid_official import caption_metrics_official, localization_official
 from rewards.events import as_events
 from rewards.grounded_qa import predicted_intervals
 from rewards.iou import union_iop, union_iou
@@ -24,7 +25,7 @@ from rlvid.data.sample import Event, Sample
 from rlvid.eval.conventions import check_convention, prediction_iou
 
 GROUNDING_THRESHOLDS = (0.3, 0.5, 0.7)
-SODA_MODES = ("paper", "official")
+DENSE_MODES = ("rlvid", "official")
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -120,16 +121,17 @@ def dense_caption_metrics(
     caption_scorers: Sequence[str | CaptionScorer] = ("meteor", "cider"),
     soda_scorer: str | CaptionScorer | None = "meteor",
     fractions: bool = False,
-    soda: str = "paper",
+    dense: str = "rlvid",
     references: Sequence[Sequence[Sequence[Any]] | None] | None = None,
 ) -> dict[str, float]:
     """Dense captioning, averaged over videos: `SODA_c` (with `soda_scorer`), each caption
     metric averaged over the tIoU thresholds (`METEOR`, `CIDEr`), and localisation `precision`,
     `recall` and their harmonic mean `F1` (precision and recall averaged over thresholds first).
     A prediction is a completion (its events are parsed) or a list of events.
-    `soda="official"` computes SODA_c as the official fujiso/SODA code does (PTB tokens, its
-    METEOR argument order, the best of the ground truth and the further `references` event lists
-    of each video; rewards/soda_official.py) instead of rlvid's reading of the paper."""
+    `dense="official"` reproduces the official scripts instead of rlvid's own reading: SODA_c as
+    fujiso/SODA computes it (rewards/soda_official.py), METEOR, CIDEr, precision and recall as
+    ActivityNet's densevid_eval does (rewards/densevid_official.py); both use every reference
+    list of a video (the ground truth plus its `references`, e.g. val_2 beside val_1)."""
     _check_lengths(predictions, ground_truths)
     durs = _durations(durations, len(predictions))
     preds = [
@@ -138,31 +140,48 @@ def dense_caption_metrics(
     ]
     gts = [as_events(g) for g in ground_truths]
     out: dict[str, float] = {}
-    if soda not in SODA_MODES:
-        raise ValueError(f"unknown soda {soda!r}; allowed: {list(SODA_MODES)}")
-    if soda == "official":
+    if dense not in DENSE_MODES:
+        raise ValueError(f"unknown dense {dense!r}; allowed: {list(DENSE_MODES)}")
+    if dense == "official":
         refs = references if references is not None else [None] * len(gts)
         _check_lengths(predictions, refs)
         sets = [[g, *[as_events(r) for r in (more or [])]] for g, more in zip(gts, refs, strict=True)]
-        out["SODA_c"] = _mean([x["f"] for x in soda_c_official(preds, sets)])
-    elif soda_scorer is not None:
+        return _dense_official(preds, sets, tious, caption_scorers, soda_scorer is not None)
+    if soda_scorer is not None:
         out["SODA_c"] = _mean(soda_c_many(preds, gts, soda_scorer))
     for scorer in caption_scorers:
         name = scorer if isinstance(scorer, str) else scorer.name
         key = {"meteor": "METEOR", "cider": "CIDEr", "rouge_l": "ROUGE_L"}.get(name, name)
         out[key] = _mean(caption_metric_many(preds, gts, scorer, tious))
     pr = [localization_pr(p, g, tious) for p, g in zip(preds, gts, strict=True)]
+    return _with_pr(out, pr)
+
+
+def _with_pr(out: dict[str, float], pr: list[tuple[float, float]]) -> dict[str, float]:
     precision, recall = _mean([x[0] for x in pr]), _mean([x[1] for x in pr])
     out["precision"], out["recall"] = precision, recall
     out["F1"] = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return out
 
 
+def _dense_official(preds: list[list[Event]], sets: list[list[list[Event]]], tious: Sequence[float],
+                    caption_scorers: Sequence[Any], with_soda: bool) -> dict[str, float]:
+    """The official scripts' numbers (fujiso/SODA, densevid_eval) over all reference lists."""
+    out: dict[str, float] = {}
+    if with_soda:
+        out["SODA_c"] = _mean([x["f"] for x in soda_c_official(preds, sets)])
+    names = [s if isinstance(s, str) else s.name for s in caption_scorers]
+    per_video = caption_metrics_official(preds, sets, names, tious) if names else {}
+    for name, values in per_video.items():
+        out[{"meteor": "METEOR", "cider": "CIDEr"}[name]] = _mean(values)
+    return _with_pr(out, [localization_official(p, s, tious) for p, s in zip(preds, sets, strict=True)])
+
+
 def evaluate_completions(
     completions: Sequence[str],
     samples: Sequence[Sample | Mapping[str, Any]],
     convention: str = "standard",
-    soda: str = "paper",
+    dense: str = "rlvid",
     **dense_kwargs: Any,
 ) -> dict[str, float]:
     """Every applicable metric for a mixed set of samples, keyed `task/metric`, plus `task/count`.
@@ -170,7 +189,7 @@ def evaluate_completions(
     mcq: `accuracy`; numeric and open_qa: `accuracy` as the `accuracy` reward scores it (exact
     number, ROUGE-L); temporal_grounding: R1@{0.3,0.5,0.7}, mIoU; grounded_qa and dense_caption as
     in their functions above (`dense_kwargs` go to `dense_caption_metrics`); `convention` is the
-    grounding convention of `grounding_metrics`, `soda` the SODA_c of `dense_caption_metrics`."""
+    grounding convention of `grounding_metrics`, `dense` that of `dense_caption_metrics` (rlvid | official)."""
     _check_lengths(completions, samples)
     by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for c, s in zip(completions, samples, strict=True):
@@ -189,7 +208,7 @@ def evaluate_completions(
             )
         elif task == "dense_caption":
             found = dense_caption_metrics(cs, [r["events"] for r in recs], durs,
-                                          soda=soda, references=[r.get("reference_events") for r in recs],
+                                          dense=dense, references=[r.get("reference_events") for r in recs],
                                           **dense_kwargs)
         else:
             scores = [score_answer(c, task, r.get("answer"), r.get("options")) for c, r in items]

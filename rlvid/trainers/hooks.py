@@ -48,7 +48,7 @@ def _task_hook(tasks: tuple[str, ...] | None) -> HookFn:
         if not pred.samples:
             return {}
         metrics = evaluate_completions(pred.completions, pred.samples, convention=recipe.trainer.eval_convention,
-                                       soda=recipe.trainer.eval_soda)
+                                       dense=recipe.trainer.eval_dense)
         if reward_set is not None:
             columns = reward_columns(pred.samples)
             columns["completion_ids"] = [builder.processor.tokenizer(c, add_special_tokens=False)["input_ids"]
