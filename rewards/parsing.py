@@ -129,7 +129,8 @@ def parse_number(text: str) -> float | None:
         return value if value == value and abs(value) != float("inf") else None
     found = _NUMBER_RE.findall(text)
     if found:
-        return float(found[-1].replace(",", ""))
+        value = float(found[-1].replace(",", ""))
+        return value if abs(value) != float("inf") else None  # "1e310" overflows
     words = _NUMBER_WORD_RE.findall(text)
     if words:
         return _NUMBER_WORDS[words[-1].lower()]

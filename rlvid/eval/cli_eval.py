@@ -30,8 +30,8 @@ def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[st
     metrics["eval/seconds"] = time.perf_counter() - start
     out_dir = Path(out or Path(recipe.trainer.output_dir) / f"eval_{split}")
     write_eval(out_dir, metrics, samples, completions, convention, dense)
-    print(format_metrics(metrics, title=f"{model_path} on {split} ({len(samples)} samples, "
-                                        f"grounding convention {convention}, dense captioning {dense})"))
+    print(format_metrics(metrics, title=f"{model_path} on {split} ({len(samples)} samples)"))
+    print(f"conventions: grounding {convention}, dense captioning {dense} (docs/fidelity.md)")
     print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'predictions.jsonl'}")
     return 0
 
