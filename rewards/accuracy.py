@@ -12,6 +12,7 @@ from typing import Any
 
 from rewards.columns import check_choice, check_task, column
 from rewards.parsing import extract_answer, normalize_text, parse_number, parse_option, strip_intervals
+from rewards.presets import ACCURACY_PRESETS, check_preset, temporal_r1, video_r1
 
 NUMERIC_MODES = ("tolerance", "mra")
 OPEN_METRICS = ("exact", "rouge_l")
@@ -24,7 +25,9 @@ _rouge = None
 
 def mean_relative_accuracy(pred: float, gt: float) -> float:
     """Mean over confidence thresholds theta in {0.50, ..., 0.95} of [|pred - gt| / |gt| < 1 - theta]:
-    partial credit for near misses on numeric answers (Video-R1's regression reward)."""
+    partial credit for near misses on numeric answers. This is the MRA of VSI-Bench, which Video-R1
+    reports in its evaluation; Video-R1's *training* reward for regression is 1 - relative error
+    instead (`preset: video_r1`, rewards/presets/video_r1.py)."""
     if gt == 0.0:
         err = 0.0 if pred == 0.0 else math.inf
     else:
@@ -34,10 +37,11 @@ def mean_relative_accuracy(pred: float, gt: float) -> float:
 
 def score_numeric(text: str, gt: str | float, mode: str = "tolerance", rel_tol: float = 0.0) -> float:
     """1.0 when the answer's number is within `rel_tol` of the ground truth (relative; 0 means
-    equal), or its mean relative accuracy with mode="mra". Unparseable: 0."""
+    equal), or its mean relative accuracy with mode="mra". Unparseable (answer or ground truth,
+    e.g. a ground truth the parser cannot read): 0, never an exception."""
     pred = parse_number(text)
-    target = float(gt)
-    if pred is None:
+    target = gt if isinstance(gt, (int, float)) else parse_number(str(gt))  # "4,144" -> 4144.0
+    if pred is None or target is None or not math.isfinite(target) or not math.isfinite(pred):
         return 0.0
     if mode == "mra":
         return mean_relative_accuracy(pred, target)
@@ -65,7 +69,7 @@ def rouge_l(prediction: str, reference: str) -> float:
         from rouge_score.rouge_scorer import RougeScorer
 
         _rouge = RougeScorer(["rougeL"], use_stemmer=False)
-    return _rouge.score(reference, prediction)["rougeL"].fmeasure
+    return float(_rouge.score(reference, prediction)["rougeL"].fmeasure)  # rouge-score gives int 0 for no tokens
 
 
 def score_open(text: str, answer: str, metric: str = "rouge_l") -> float:
@@ -134,6 +138,8 @@ def accuracy_reward(
     numeric: str = "tolerance",
     rel_tol: float = 0.0,
     open_metric: str = "rouge_l",
+    preset: str | None = None,
+    meta: Sequence[Any] | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
     """Answer correctness in [0, 1], dispatched on the sample's task.
@@ -143,21 +149,52 @@ def accuracy_reward(
     accuracy (numeric="mra"). open_qa: ROUGE-L F (open_metric="rouge_l") or normalised exact match
     ("exact"). grounded_qa: the answer part, scored as mcq when options exist, else as open_qa.
     Without a task column the task is inferred (options: mcq; numeric answer: numeric; else open).
+    `preset` reproduces a paper's accuracy reward exactly instead (the other options are then
+    ignored): temporal_r1 (R1-V's mathruler grading) or video_r1 (Video-R1's reward per problem
+    type, from `meta.problem_type` or the task); see rewards/presets.
     """
-    validate_options(numeric=numeric, rel_tol=rel_tol, open_metric=open_metric)
+    validate_options(numeric=numeric, rel_tol=rel_tol, open_metric=open_metric, preset=preset)
     n = len(completions)
     tasks, answers, opts = column(task, n, "task"), column(answer, n, "answer"), column(options, n, "options")
+    metas = column(meta, n, "meta")
     out: list[float | None] = []
-    for c, t, a, o in zip(completions, tasks, answers, opts, strict=True):
+    for c, t, a, o, m in zip(completions, tasks, answers, opts, metas, strict=True):
         check_task(t)
-        out.append(score_answer(c, t, a, o, numeric=numeric, rel_tol=rel_tol, open_metric=open_metric))
+        if preset is not None:
+            out.append(_preset_score(preset, c, t, a, o, m))
+        else:
+            out.append(score_answer(c, t, a, o, numeric=numeric, rel_tol=rel_tol, open_metric=open_metric))
     return out
 
 
+def _preset_score(preset: str, completion: str, task: str | None, answer: Any, options: Any, meta: Any) -> float | None:
+    if answer is None:
+        return None
+    answer = answer if isinstance(answer, str) else str(answer)
+    if task is None:
+        task = infer_task(answer, options)
+    if task not in ANSWER_TASKS:
+        return None
+    if preset == "temporal_r1":
+        return temporal_r1.accuracy_score(completion, answer)
+    kind = video_r1.problem_type(task, meta, options)
+    return video_r1.accuracy_score(completion, answer, kind) if kind is not None else None
+
+
 def validate_options(
-    numeric: str = "tolerance", rel_tol: float = 0.0, open_metric: str = "rouge_l", **_: Any
+    numeric: str = "tolerance",
+    rel_tol: float = 0.0,
+    open_metric: str = "rouge_l",
+    preset: str | None = None,
+    **_: Any,
 ) -> None:
     """Fail at recipe load on a bad option value."""
+    check_preset(preset, ACCURACY_PRESETS)
+    if preset == "temporal_r1":
+        try:
+            temporal_r1.require_grader()
+        except ImportError as e:
+            raise ValueError(str(e)) from e
     check_choice("numeric", numeric, NUMERIC_MODES)
     check_choice("open_metric", open_metric, OPEN_METRICS)
     if not (isinstance(rel_tol, (int, float)) and 0.0 <= rel_tol < math.inf):

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewards.columns import check_choice
+from rewards.columns import check_choice, column
+from rewards.presets import FORMAT_PRESETS, check_preset, temporal_r1, time_r1, video_r1
 
 MODES = ("strict", "lenient")
 THINK = ("required", "optional", "forbidden")
 
 
 def format_reward(
-    completions: list[str], *, mode: str = "strict", think: str = "required", **kwargs: Any
+    completions: list[str],
+    *,
+    mode: str = "strict",
+    think: str = "required",
+    preset: str | None = None,
+    task: list[str | None] | None = None,
+    **kwargs: Any,
 ) -> list[float | None]:
     """1.0 when a completion has the expected structure, else 0.0 (applies to every task).
 
@@ -24,16 +31,26 @@ def format_reward(
     mode="lenient": a think block followed by an answer block appears somewhere; other text
     around them is allowed. think="optional" also accepts a bare answer block (and an empty think
     block); think="forbidden" requires the answer block and no think tag at all.
+    `preset` reproduces a paper's format reward instead (rewards/presets; `mode` and `think` are
+    then ignored): temporal_r1 (its JSON answer form on temporal_grounding samples), time_r1, video_r1.
     """
-    validate_options(mode=mode, think=think)
+    validate_options(mode=mode, think=think, preset=preset)
+    if preset == "temporal_r1":
+        tasks = column(task, len(completions), "task")
+        return [temporal_r1.format_score(c, t) for c, t in zip(completions, tasks, strict=True)]
+    if preset == "time_r1":
+        return [time_r1.format_score(c) for c in completions]
+    if preset == "video_r1":
+        return [video_r1.format_score(c) for c in completions]
     check = _strict if mode == "strict" else _lenient
     return [1.0 if check(c, think) else 0.0 for c in completions]
 
 
-def validate_options(mode: str = "strict", think: str = "required", **_: Any) -> None:
+def validate_options(mode: str = "strict", think: str = "required", preset: str | None = None, **_: Any) -> None:
     """Fail at recipe load on a bad option value."""
     check_choice("mode", mode, MODES)
     check_choice("think", think, THINK)
+    check_preset(preset, FORMAT_PRESETS)
 
 
 format_reward.validate_options = validate_options  # type: ignore[attr-defined]

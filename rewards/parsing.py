@@ -64,6 +64,31 @@ def interval_text(completion: str) -> str:
     return extract_answer(completion)
 
 
+_BOXED = "\\boxed{"
+_TEXT = "\\text{"
+
+
+def unbox(text: str) -> str:
+    """The content of the last `\\boxed{...}` in `text` (braces balanced), or `text` unchanged
+    when it has none; math-style answers put the final answer in a box."""
+    start = text.rfind(_BOXED)
+    if start == -1:
+        return text
+    depth = 0
+    body = start + len(_BOXED)
+    for i in range(body, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            if depth == 0:
+                inner = text[body:i].strip()
+                if inner.startswith(_TEXT) and inner.endswith("}"):
+                    inner = inner[len(_TEXT) : -1].strip()  # \boxed{\text{B}}
+                return inner
+            depth -= 1
+    return text
+
+
 # ---------------------------------------------------------------- text normalisation
 
 _PUNCT_TABLE = str.maketrans({c: " " for c in string.punctuation})
@@ -91,8 +116,10 @@ _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.I)
 
 
 def parse_number(text: str) -> float | None:
-    """A number from an answer: the whole text when it is one ("1,200", "3.5", "42."), else the
-    last number written in it ("There are 5 people" -> 5), else a number word up to twenty."""
+    """A number from an answer: the whole text when it is one ("1,200", "3.5", "42.", "1e1"), else
+    the last number written in it ("There are 5 people" -> 5), else a number word up to twenty.
+    A `\\boxed{...}` answer is read from inside the box."""
+    text = unbox(text)
     s = text.strip().rstrip(".").replace(",", "")
     try:
         value = float(s)
@@ -102,7 +129,8 @@ def parse_number(text: str) -> float | None:
         return value if value == value and abs(value) != float("inf") else None
     found = _NUMBER_RE.findall(text)
     if found:
-        return float(found[-1].replace(",", ""))
+        value = float(found[-1].replace(",", ""))
+        return value if abs(value) != float("inf") else None  # "1e310" overflows
     words = _NUMBER_WORD_RE.findall(text)
     if words:
         return _NUMBER_WORDS[words[-1].lower()]
@@ -119,6 +147,23 @@ _LETTER_CUE_RE = re.compile(
     r"[(\[]?\s*([A-Z])\s*[)\]]?(?![\w'])"
 )
 _LETTER_PAREN_RE = re.compile(r"\(([A-Z])\)")
+# A capital letter standing alone (not inside a word); "A"/"I" followed by a lower-case word are
+# the article and the pronoun ("A man walks", "I think B"), not options.
+_LETTER_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9'])")
+_WORD_AFTER_RE = re.compile(r"\s+[a-z]")
+
+
+def named_letters(text: str, valid: str) -> set[str]:
+    """The option letters (among `valid`) that `text` names as stand-alone capitals."""
+    found = set()
+    for m in _LETTER_TOKEN_RE.finditer(text):
+        letter = m.group(1)
+        if letter not in valid:
+            continue
+        if letter in "AI" and _WORD_AFTER_RE.match(text, m.end()):
+            continue
+        found.add(letter)
+    return found
 
 
 def parse_option(text: str, options: Sequence[str] | None = None) -> str | None:
@@ -126,11 +171,15 @@ def parse_option(text: str, options: Sequence[str] | None = None) -> str | None:
 
     Understands `B`, `(B)`, `[B]`, `B.`, `B)`, `B) text`, `B: text`, `**B**`, `the answer is B`,
     `Answer: (B)`, `option B`, and the option's text itself (normalised exact match, or the one
-    option whose text appears in the answer). With `options`, letters outside the range are None.
+    option whose text appears in the answer), also inside `\\boxed{...}`. With `options`, letters
+    outside the range are None. An answer naming more than one option ("C, B", "A or B") is a hedge
+    and chooses none (None).
     """
-    s = text.strip(_DECOR)
+    s = unbox(text).strip(_DECOR)
     n = len(options) if options else len(OPTION_LETTERS)
     valid = OPTION_LETTERS[:n]
+    if len(named_letters(s, valid)) > 1:
+        return None
     m = _LETTER_ONLY_RE.fullmatch(s)
     if m:
         letter = m.group(1).upper()
@@ -178,7 +227,8 @@ def _match_option_text(text: str, options: Sequence[str]) -> str | None:
 
 # ---------------------------------------------------------------- intervals
 
-_T = r"(\d+:\d{1,2}:\d{1,2}(?:\.\d+)?|\d+:\d{1,2}(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(%?)"
+# A time: an optional minus sign, then hh:mm:ss, mm:ss, a decimal (exponent allowed) or .5; then an optional %.
+_T = r"(-?(?:\d+:\d{1,2}:\d{1,2}(?:\.\d+)?|\d+:\d{1,2}(?:\.\d+)?|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+))(%?)"
 _UNIT = r"(?:\s*(?:s|secs?|seconds?)\b)?"
 _SEP = r"\s*(?:-|\u2013|\u2014|~|to|until|till|and|,)\s*"
 PAIR_RE = re.compile(r"(?<![\w.:])" + _T + _UNIT + _SEP + _T + _UNIT, re.I)
@@ -191,9 +241,11 @@ _KEYED_RE = re.compile(
 
 
 def parse_time(token: str) -> float:
-    """Seconds from `12.5`, `00:12.5` (mm:ss) or `1:02:03.5` (hh:mm:ss)."""
+    """Seconds from `12.5`, `-3`, `1e1`, `00:12.5` (mm:ss) or `1:02:03.5` (hh:mm:ss)."""
     if ":" not in token:
         return float(token)
+    if token.startswith("-"):
+        return -parse_time(token[1:])
     parts = token.split(":")
     seconds = 0.0
     for p in parts:

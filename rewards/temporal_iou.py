@@ -12,6 +12,7 @@ from typing import Any
 from rewards.columns import check_choice, check_task, column
 from rewards.iou import Interval, boundary_factor, fix_interval, interval_iou
 from rewards.parsing import as_intervals, interval_text, parse_interval
+from rewards.presets import IOU_PRESETS, check_preset, temporal_r1, time_r1
 
 VARIANTS = ("iou", "time_r1")
 ON_REVERSED = ("swap", "zero")
@@ -60,6 +61,7 @@ def temporal_iou_reward(
     on_reversed: str = "swap",
     clip: bool = True,
     fractions: bool = False,
+    preset: str | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
     """Temporal IoU in [0, 1] of the predicted interval with the ground-truth `intervals`.
@@ -67,8 +69,11 @@ def temporal_iou_reward(
     None for samples without ground-truth intervals or whose task has none (mcq, open_qa,
     numeric, dense_caption). `fractions=True` reads plain numbers as fractions of the duration
     (for prompts that ask for relative positions); percentages always are.
+    `preset` reproduces a paper's IoU reward exactly instead (the other options are then ignored):
+    temporal_r1 (Temporal-R1's tvg.py) or time_r1 (Time-R1's iou_timestamp_reward_v2, which can
+    be negative); see rewards/presets.
     """
-    validate_options(variant=variant, on_reversed=on_reversed, clip=clip, fractions=fractions)
+    validate_options(variant=variant, on_reversed=on_reversed, clip=clip, fractions=fractions, preset=preset)
     n = len(completions)
     gts_col = column(intervals, n, "intervals")
     dur_col, task_col = column(duration, n, "duration"), column(task, n, "task")
@@ -79,15 +84,32 @@ def temporal_iou_reward(
             out.append(None)
             continue
         d = float(d) if d is not None else None
+        if preset is not None:
+            out.append(_preset_score(preset, c, as_intervals(gt), d))
+            continue
         pred = predicted_interval(c, d, fractions)
         out.append(score_interval(pred, as_intervals(gt), d, variant=variant, on_reversed=on_reversed, clip=clip))
     return out
 
 
+def _preset_score(preset: str, completion: str, gts: list[Interval], duration: float | None) -> float:
+    if preset == "temporal_r1":
+        return temporal_r1.iou_score(completion, gts, duration)
+    if duration is None or duration <= 0:
+        raise ValueError("preset 'time_r1' needs a positive 'duration' column")
+    return time_r1.iou_score(completion, gts, duration)
+
+
 def validate_options(
-    variant: str = "iou", on_reversed: str = "swap", clip: bool = True, fractions: bool = False, **_: Any
+    variant: str = "iou",
+    on_reversed: str = "swap",
+    clip: bool = True,
+    fractions: bool = False,
+    preset: str | None = None,
+    **_: Any,
 ) -> None:
     """Fail at recipe load on a bad option value."""
+    check_preset(preset, IOU_PRESETS)
     check_choice("variant", variant, VARIANTS)
     check_choice("on_reversed", on_reversed, ON_REVERSED)
     check_choice("clip", clip, (True, False))

@@ -42,6 +42,7 @@ def test_cli_builds_model_and_evaluates(tmp_path, synthetic_dir, monkeypatch, ca
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     predictions = (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()
     assert len(predictions) == 2 and sum(v for k, v in metrics.items() if k.endswith("/count")) == 2
+    assert metrics["eval/convention"] == "standard" and metrics["eval/dense"] == "rlvid"  # which were used
     assert "on val (2 samples)" in capsys.readouterr().out
 
 

@@ -159,7 +159,8 @@ def test_chain_evaluation_feeds_each_turn_the_models_own_answers_and_scores_the_
 
     monkeypatch.setattr(mdpo_eval, "predict", fake_predict)
     recipe = SimpleNamespace(mdpo=SimpleNamespace(cotasks_order="segments_first"),
-                             trainer=SimpleNamespace(eval_batch_size=4), rollout=SimpleNamespace(max_new_tokens=32))
+                             trainer=SimpleNamespace(eval_batch_size=4, eval_dense="rlvid"),
+                             rollout=SimpleNamespace(max_new_tokens=32))
     grounding = sample(id="g", task="temporal_grounding", events=None, intervals=[(1.0, 2.0)])
     out = mdpo_eval.eval_dense_caption_cotasks(None, 1, 0, recipe, builder=VideoInputBuilderStub(),
                                                samples=[s, grounding], caption_scorers=("rouge_l",),

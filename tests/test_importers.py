@@ -127,6 +127,19 @@ def test_activitynet_captions_become_dense_caption_samples(tmp_path):
         (0.0, "A man is standing in a garage."), (17.1, "The man is seen holding up a tire.")]
 
 
+def test_activitynet_references_become_reference_events(tmp_path):
+    # val_2 annotates the same videos again; its lists are kept for the official SODA_c (best of both).
+    path = _activitynet(tmp_path, ACTIVITYNET)
+    val_2 = tmp_path / "val_2.json"
+    val_2.write_text(json.dumps({"v_ehGHCYKzyZ8": {"duration": 61.72, "timestamps": [[30.0, 61.72], [0.0, 30.0]],
+                                                   "sentences": ["He lifts a tire.", "A man waits."]}}))
+    first, second = import_dataset("activitynet_captions", annotations=path, video_dir="v", references=[val_2])
+    assert first.reference_events is None
+    assert [[(e.start, e.caption) for e in ref] for ref in second.reference_events] == [
+        [(0.0, "A man waits."), (30.0, "He lifts a tire.")]]
+    assert second.events[0].caption == "A man is standing in a garage."
+
+
 def test_activitynet_with_grounding_adds_one_sample_per_sentence(tmp_path):
     path = _activitynet(tmp_path, ACTIVITYNET)
     samples = import_dataset("activitynet_captions", annotations=path, video_dir="vids", with_grounding=True)
@@ -278,6 +291,16 @@ def test_temporal_r1_seconds_unit(tmp_path):
     records = [{"video": "a.mp4", "problem": "p", "solution": [3.0, 7.5], "duration": 30.0}]
     (sample,) = import_dataset("temporal_r1", annotations=_temporal_r1(tmp_path, records), solution_unit="seconds")
     assert sample.intervals == [(3.0, 7.5)] and sample.video == "a.mp4"
+
+
+def test_temporal_r1_seconds_unit_refuses_a_file_of_fractions(tmp_path):
+    # Every value <= 1 over the whole file: fractions imported as seconds would be a silent mistake.
+    path = _temporal_r1(tmp_path, TEMPORAL_R1)
+    with pytest.raises(DataError, match="every solution value in the file is <= 1.*solution_unit 'fraction'"):
+        import_dataset("temporal_r1", annotations=path, solution_unit="seconds")
+    short = [{"video": "a.mp4", "problem": "p", "solution": [0.2, 0.9], "duration": 30.0},
+             {"video": "b.mp4", "problem": "p", "solution": [0.5, 2.5], "duration": 30.0}]
+    assert len(import_dataset("temporal_r1", annotations=_temporal_r1(tmp_path, short), solution_unit="seconds")) == 2
 
 
 @pytest.mark.parametrize(

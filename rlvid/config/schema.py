@@ -158,6 +158,8 @@ class TrainerConfig:
     advantage_sign: Literal[1, -1] = 1  # -1 flips every advantage: a control run that must NOT learn
     max_eval_samples: int | None = None  # cap on val samples an evaluation hook decodes (None = all)
     eval_batch_size: int = 8  # prompts per greedy-decoding batch in evaluation hooks
+    eval_convention: Literal["standard", "training", "temporal_r1"] = "standard"  # grounding IoU (docs/fidelity.md)
+    eval_dense: Literal["rlvid", "official"] = "rlvid"  # dense captioning: rlvid's | the official scripts' numbers
     reuse_vision: bool = True  # compute each video's visual features once per step (rollouts, old/ref, frozen update)
     shared_prefix: bool = True  # run a prompt once for its G completions (hf prefill and log-prob passes)
 

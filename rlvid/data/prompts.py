@@ -41,6 +41,19 @@ TEMPLATES: dict[str, dict[str, str]] = {
 }
 
 
+# Answer formats that differ from ANSWER_FORMATS in a template set: a paper's reward parses only
+# the form its prompt asked for (Temporal-R1: a JSON object of quoted seconds).
+TEMPLATE_FORMATS: dict[str, dict[str, str]] = {
+    "temporal_r1": {
+        "temporal_grounding": (
+            "Output the final answer in JSON format, the start and end time in seconds, "
+            'e.g. <answer>{"start_time": "12.5", "end_time": "20.0"}</answer>.'
+        ),
+    },
+}
+TEMPLATES["temporal_r1"] = TEMPLATES["default"]
+
+
 def format_options(options: list[str]) -> str:
     return "\n".join(f"{OPTION_LETTERS[i]}. {text}" for i, text in enumerate(options))
 
@@ -55,7 +68,7 @@ def build_prompt(sample: Sample, template: str = "default", reasoning: bool = Tr
         duration=sample.duration,
         options=options,
         options_block=f"Options:\n{options}\n" if options else "",
-        format=ANSWER_FORMATS[sample.task],
+        format=TEMPLATE_FORMATS.get(template, {}).get(sample.task, ANSWER_FORMATS[sample.task]),
         instruction=REASONING if reasoning else DIRECT,
     )
 

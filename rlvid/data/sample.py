@@ -33,7 +33,10 @@ class Sample:
 
     `answer` holds the textual answer (an option letter for `mcq`, the answer text for open and
     grounded QA, a number as text for `numeric`); `intervals` hold ground-truth [start, end]
-    seconds (grounding, grounded QA); `events` hold dense-captioning events.
+    seconds (grounding, grounded QA); `events` hold dense-captioning events, and
+    `reference_events` optional further event lists of the same video by other annotators
+    (ActivityNet Captions val_2 beside val_1): evaluation takes the best one, as the official
+    SODA evaluation does.
     """
 
     id: str
@@ -46,11 +49,14 @@ class Sample:
     intervals: list[tuple[float, float]] | None = None
     events: list[Event] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    reference_events: list[list[Event]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         if self.intervals is not None:
             d["intervals"] = [list(iv) for iv in self.intervals]
+        if self.reference_events is None:
+            del d["reference_events"]  # most samples have none; keep their records as before
         return d
 
     @classmethod
@@ -106,7 +112,16 @@ class Sample:
         if not isinstance(meta, dict):
             raise SampleError(f"{where}: field 'meta' must be an object")
 
-        sample = cls(sid, video, duration, task, question, options, answer, intervals, events, meta)
+        references = raw.get("reference_events")
+        if references is not None:
+            if not isinstance(references, list) or not all(isinstance(r, list) for r in references):
+                raise SampleError(f"{where}: field 'reference_events' must be a list of event lists")
+            references = [
+                [_event(ev, i, duration, where, f"reference_events[{k}]") for i, ev in enumerate(ref)]
+                for k, ref in enumerate(references)
+            ]
+
+        sample = cls(sid, video, duration, task, question, options, answer, intervals, events, meta, references)
         _check_task_fields(sample, where)
         return sample
 
@@ -161,11 +176,12 @@ def _interval(iv: Any, key: str, duration: float, where: str) -> tuple[float, fl
     return (max(0.0, start), min(duration, end))
 
 
-def _event(ev: Any, i: int, duration: float, where: str) -> Event:
+def _event(ev: Any, i: int, duration: float, where: str, name: str = "events") -> Event:
+    key = f"{name}[{i}]"
     if not isinstance(ev, dict):
-        raise SampleError(f"{where}: field 'events[{i}]' must be an object with start, end, caption")
-    for key in ("start", "end", "caption"):
-        if key not in ev:
-            raise SampleError(f"{where}: field 'events[{i}]' is missing '{key}'")
-    start, end = _interval([ev["start"], ev["end"]], f"events[{i}]", duration, where)
-    return Event(start, end, _as_str(ev["caption"], f"events[{i}].caption", where))
+        raise SampleError(f"{where}: field '{key}' must be an object with start, end, caption")
+    for part in ("start", "end", "caption"):
+        if part not in ev:
+            raise SampleError(f"{where}: field '{key}' is missing '{part}'")
+    start, end = _interval([ev["start"], ev["end"]], key, duration, where)
+    return Event(start, end, _as_str(ev["caption"], f"{key}.caption", where))

@@ -25,18 +25,23 @@ def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[st
     start = time.perf_counter()
     completions = predict(model, builder, samples, batch_size=batch_size,
                           max_new_tokens=recipe.rollout.max_new_tokens)
-    metrics = evaluate_completions(completions, samples)
+    convention, dense = recipe.trainer.eval_convention, recipe.trainer.eval_dense
+    metrics = evaluate_completions(completions, samples, convention=convention, dense=dense)
     metrics["eval/seconds"] = time.perf_counter() - start
     out_dir = Path(out or Path(recipe.trainer.output_dir) / f"eval_{split}")
-    write_eval(out_dir, metrics, samples, completions)
+    write_eval(out_dir, metrics, samples, completions, convention, dense)
     print(format_metrics(metrics, title=f"{model_path} on {split} ({len(samples)} samples)"))
+    print(f"conventions: grounding {convention}, dense captioning {dense} (docs/fidelity.md)")
     print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'predictions.jsonl'}")
     return 0
 
 
-def write_eval(out_dir: Path, metrics: dict[str, float], samples, completions: list[str]) -> None:
+def write_eval(out_dir: Path, metrics: dict[str, float], samples, completions: list[str],
+               convention: str = "standard", dense: str = "rlvid") -> None:
+    """metrics.json (with `eval/convention` and `eval/dense`, the conventions used) and predictions.jsonl."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    record = {**metrics, "eval/convention": convention, "eval/dense": dense}
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     with open(out_dir / "predictions.jsonl", "w") as f:
         for sample, completion in zip(samples, completions, strict=True):
             f.write(json.dumps({"id": sample.id, "task": sample.task, "completion": completion}) + "\n")

@@ -14,15 +14,18 @@ from typing import Any
 from rewards.accuracy import score_answer, score_mcq
 from rewards.captions import CaptionScorer
 from rewards.dense_caption import TIOUS, caption_metric_many, localization_pr, predicted_events
+from rewards.densevid_official import caption_metrics_official, localization_official
 from rewards.events import as_events
 from rewards.grounded_qa import predicted_intervals
 from rewards.iou import union_iop, union_iou
 from rewards.parsing import as_intervals, extract_answer
 from rewards.soda import soda_c_many
-from rewards.temporal_iou import predicted_interval, score_interval
+from rewards.soda_official import soda_c_official
 from rlvid.data.sample import Event, Sample
+from rlvid.eval.conventions import check_convention, prediction_iou
 
 GROUNDING_THRESHOLDS = (0.3, 0.5, 0.7)
+DENSE_MODES = ("rlvid", "official")
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -48,19 +51,23 @@ def grounding_metrics(
     durations: Sequence[float | None] | None = None,
     thresholds: Sequence[float] = GROUNDING_THRESHOLDS,
     fractions: bool = False,
+    convention: str = "standard",
 ) -> dict[str, float]:
     """Temporal grounding: `R1@m` (share of predictions with IoU >= m) for each threshold, and `mIoU`.
 
     A prediction is a completion (its first interval is read) or a (start, end) pair; the ground
-    truth of a sample is its list of intervals (the best-matching one counts). Reversed
-    predictions are swapped and clipped to the video, as in training.
+    truth of a sample is its list of intervals. `convention` (rlvid/eval/conventions.py):
+    "standard" (default) equals Moment-DETR's `compute_mr_r1` and mIoU: predictions as written
+    (reversed = 0, nothing clipped), the best ground-truth window counts, unparseable = 0;
+    "training" swaps and clips as the temporal_iou reward does; "temporal_r1" reproduces
+    Temporal-R1's evaluation pipeline, parsing included.
     """
+    check_convention(convention)
     _check_lengths(predictions, ground_truths)
     durs = _durations(durations, len(predictions))
     ious = []
     for pred, gt, d in zip(predictions, ground_truths, durs, strict=True):
-        iv = predicted_interval(pred, d, fractions) if isinstance(pred, str) else pred
-        ious.append(score_interval(iv, as_intervals(gt), d))
+        ious.append(prediction_iou(pred, as_intervals(gt), d, convention, fractions))
     out = {f"R1@{m:g}": _mean([1.0 if x >= m else 0.0 for x in ious]) for m in thresholds}
     out["mIoU"] = _mean(ious)
     return out
@@ -114,11 +121,17 @@ def dense_caption_metrics(
     caption_scorers: Sequence[str | CaptionScorer] = ("meteor", "cider"),
     soda_scorer: str | CaptionScorer | None = "meteor",
     fractions: bool = False,
+    dense: str = "rlvid",
+    references: Sequence[Sequence[Sequence[Any]] | None] | None = None,
 ) -> dict[str, float]:
     """Dense captioning, averaged over videos: `SODA_c` (with `soda_scorer`), each caption
     metric averaged over the tIoU thresholds (`METEOR`, `CIDEr`), and localisation `precision`,
     `recall` and their harmonic mean `F1` (precision and recall averaged over thresholds first).
-    A prediction is a completion (its events are parsed) or a list of events."""
+    A prediction is a completion (its events are parsed) or a list of events.
+    `dense="official"` reproduces the official scripts instead of rlvid's own reading: SODA_c as
+    fujiso/SODA computes it (rewards/soda_official.py), METEOR, CIDEr, precision and recall as
+    ActivityNet's densevid_eval does (rewards/densevid_official.py); both use every reference
+    list of a video (the ground truth plus its `references`, e.g. val_2 beside val_1)."""
     _check_lengths(predictions, ground_truths)
     durs = _durations(durations, len(predictions))
     preds = [
@@ -127,6 +140,13 @@ def dense_caption_metrics(
     ]
     gts = [as_events(g) for g in ground_truths]
     out: dict[str, float] = {}
+    if dense not in DENSE_MODES:
+        raise ValueError(f"unknown dense {dense!r}; allowed: {list(DENSE_MODES)}")
+    if dense == "official":
+        refs = references if references is not None else [None] * len(gts)
+        _check_lengths(predictions, refs)
+        sets = [[g, *[as_events(r) for r in (more or [])]] for g, more in zip(gts, refs, strict=True)]
+        return _dense_official(preds, sets, tious, caption_scorers, soda_scorer is not None)
     if soda_scorer is not None:
         out["SODA_c"] = _mean(soda_c_many(preds, gts, soda_scorer))
     for scorer in caption_scorers:
@@ -134,20 +154,42 @@ def dense_caption_metrics(
         key = {"meteor": "METEOR", "cider": "CIDEr", "rouge_l": "ROUGE_L"}.get(name, name)
         out[key] = _mean(caption_metric_many(preds, gts, scorer, tious))
     pr = [localization_pr(p, g, tious) for p, g in zip(preds, gts, strict=True)]
+    return _with_pr(out, pr)
+
+
+def _with_pr(out: dict[str, float], pr: list[tuple[float, float]]) -> dict[str, float]:
     precision, recall = _mean([x[0] for x in pr]), _mean([x[1] for x in pr])
     out["precision"], out["recall"] = precision, recall
     out["F1"] = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return out
 
 
+def _dense_official(preds: list[list[Event]], sets: list[list[list[Event]]], tious: Sequence[float],
+                    caption_scorers: Sequence[Any], with_soda: bool) -> dict[str, float]:
+    """The official scripts' numbers (fujiso/SODA, densevid_eval) over all reference lists."""
+    out: dict[str, float] = {}
+    if with_soda:
+        out["SODA_c"] = _mean([x["f"] for x in soda_c_official(preds, sets)])
+    names = [s if isinstance(s, str) else s.name for s in caption_scorers]
+    per_video = caption_metrics_official(preds, sets, names, tious) if names else {}
+    for name, values in per_video.items():
+        out[{"meteor": "METEOR", "cider": "CIDEr"}[name]] = _mean(values)
+    return _with_pr(out, [localization_official(p, s, tious) for p, s in zip(preds, sets, strict=True)])
+
+
 def evaluate_completions(
-    completions: Sequence[str], samples: Sequence[Sample | Mapping[str, Any]], **dense_kwargs: Any
+    completions: Sequence[str],
+    samples: Sequence[Sample | Mapping[str, Any]],
+    convention: str = "standard",
+    dense: str = "rlvid",
+    **dense_kwargs: Any,
 ) -> dict[str, float]:
     """Every applicable metric for a mixed set of samples, keyed `task/metric`, plus `task/count`.
 
     mcq: `accuracy`; numeric and open_qa: `accuracy` as the `accuracy` reward scores it (exact
     number, ROUGE-L); temporal_grounding: R1@{0.3,0.5,0.7}, mIoU; grounded_qa and dense_caption as
-    in their functions above (`dense_kwargs` go to `dense_caption_metrics`)."""
+    in their functions above (`dense_kwargs` go to `dense_caption_metrics`); `convention` is the
+    grounding convention of `grounding_metrics`, `dense` that of `dense_caption_metrics` (rlvid | official)."""
     _check_lengths(completions, samples)
     by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for c, s in zip(completions, samples, strict=True):
@@ -159,13 +201,15 @@ def evaluate_completions(
         recs = [r for _, r in items]
         durs = [r.get("duration") for r in recs]
         if task == "temporal_grounding":
-            found = grounding_metrics(cs, [r["intervals"] for r in recs], durs)
+            found = grounding_metrics(cs, [r["intervals"] for r in recs], durs, convention=convention)
         elif task == "grounded_qa":
             found = grounded_qa_metrics(
                 cs, [r["answer"] for r in recs], [r["intervals"] for r in recs], [r.get("options") for r in recs], durs
             )
         elif task == "dense_caption":
-            found = dense_caption_metrics(cs, [r["events"] for r in recs], durs, **dense_kwargs)
+            found = dense_caption_metrics(cs, [r["events"] for r in recs], durs,
+                                          dense=dense, references=[r.get("reference_events") for r in recs],
+                                          **dense_kwargs)
         else:
             scores = [score_answer(c, task, r.get("answer"), r.get("options")) for c, r in items]
             found = {"accuracy": _mean([x or 0.0 for x in scores])}

@@ -47,7 +47,8 @@ def _task_hook(tasks: tuple[str, ...] | None) -> HookFn:
         pred = _greedy(model, builder, samples, recipe, tasks)
         if not pred.samples:
             return {}
-        metrics = evaluate_completions(pred.completions, pred.samples)
+        metrics = evaluate_completions(pred.completions, pred.samples, convention=recipe.trainer.eval_convention,
+                                       dense=recipe.trainer.eval_dense)
         if reward_set is not None:
             columns = reward_columns(pred.samples)
             columns["completion_ids"] = [builder.processor.tokenizer(c, add_special_tokens=False)["input_ids"]

@@ -42,7 +42,8 @@ def eval_dense_caption_cotasks(model, step, epoch, recipe, builder, samples, ord
               for s, a in zip(dense, answers, strict=True)]
     metrics = dense_caption_metrics([events_answer(e) for e in events], [s.events for s in dense],
                                     [s.duration for s in dense], caption_scorers=tuple(caption_scorers),
-                                    soda_scorer=soda_scorer)
+                                    soda_scorer=soda_scorer, dense=recipe.trainer.eval_dense,
+                                    references=[s.reference_events for s in dense])
     out = {f"dense_caption_cotasks/{k}": v for k, v in metrics.items()}
     for k, name in enumerate(names):
         scores = score_turns([ChainPrompt(s, order, k) for s in dense], [a[k] for a in answers], soda_scorer)

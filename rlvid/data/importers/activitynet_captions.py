@@ -7,6 +7,7 @@ With `with_grounding=True` each sentence also becomes a temporal_grounding sampl
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from rlvid.data.importers._common import (
     SkipPolicy,
@@ -29,11 +30,18 @@ def import_activitynet_captions(
     video_ext: str = ".mp4",
     with_grounding: bool = False,
     skip_bad: bool = False,
+    references: Sequence[str | os.PathLike] | str | os.PathLike | None = None,
 ) -> list[Sample]:
-    """One dense_caption sample per video (id = video id, events sorted by start), plus `{vid}_{k}` grounding ones."""
+    """One dense_caption sample per video (id = video id, events sorted by start), plus `{vid}_{k}` grounding ones.
+
+    `references`: further annotation files of the same videos by other annotators (val_2.json
+    beside val_1.json); a video's event lists from them become its `reference_events`, which the
+    official SODA_c evaluation takes the best of.
+    """
     raw = read_json(annotations)
     if not isinstance(raw, dict):
         raise DataError(f"{annotations}: expected a JSON object {{video_id: {{...}}}}, got {type(raw).__name__}")
+    extra = _reference_events(references)
     policy = SkipPolicy(annotations, skip_bad)
     samples: list[Sample] = []
     for vid, record in raw.items():
@@ -43,8 +51,11 @@ def import_activitynet_captions(
             video = video_file(video_dir, vid, video_ext)
             meta = {"source": "activitynet_captions", "video_id": vid}
             events = sorted(spans, key=lambda ev: (ev["start"], ev["end"]))
+            refs = [[{"start": ev["start"], "end": ev["end"], "caption": ev["caption"]} for ev in ref]
+                    for ref in extra.get(vid, [])]
             new = [build_sample(where, id=vid, video=video, duration=duration, task="dense_caption",
-                                question=DENSE_CAPTION_QUESTION, events=events, meta=meta)]
+                                question=DENSE_CAPTION_QUESTION, events=events, meta=meta,
+                                reference_events=refs or None)]
             if with_grounding:
                 new += [
                     build_sample(f"{where} sentence {k}", id=f"{vid}_{k}", video=video, duration=duration,
@@ -55,6 +66,22 @@ def import_activitynet_captions(
             samples += new
     policy.finish(len(samples))
     return samples
+
+
+def _reference_events(references: Sequence[str | os.PathLike] | str | os.PathLike | None) -> dict[str, list]:
+    """{video id: [event list per reference file that has the video]}, events sorted by start."""
+    if references is None:
+        return {}
+    paths = [references] if isinstance(references, (str, os.PathLike)) else list(references)
+    out: dict[str, list] = {}
+    for path in paths:
+        raw = read_json(path)
+        if not isinstance(raw, dict):
+            raise DataError(f"{path}: expected a JSON object {{video_id: {{...}}}}, got {type(raw).__name__}")
+        for vid, record in raw.items():
+            _, spans = _parse_record(record, f"{path}[{vid!r}]")
+            out.setdefault(vid, []).append(sorted(spans, key=lambda ev: (ev["start"], ev["end"])))
+    return out
 
 
 def _parse_record(record: object, where: str) -> tuple[float, list[dict]]:

@@ -78,7 +78,20 @@ def import_temporal_r1(
                       **({"dataset": record["dataset"]} if "dataset" in record else {})},
             ))
     policy.finish(len(samples))
+    if solution_unit == "seconds":
+        _refuse_fractions(samples, annotations)
     return samples
+
+
+def _refuse_fractions(samples: list[Sample], annotations: str | os.PathLike) -> None:
+    """Seconds that are all <= 1 over a whole file are fractions of the video length, almost surely:
+    importing them as seconds would put every moment in the first second of its video."""
+    values = [v for s in samples for iv in (s.intervals or []) for v in iv]
+    if values and max(values) <= 1.0:
+        raise DataError(
+            f"{annotations}: solution_unit 'seconds', but every solution value in the file is <= 1 "
+            "(fractions of the video length?); import with solution_unit 'fraction' (--solution-unit fraction)"
+        )
 
 
 def _first(record: dict, keys: tuple[str, ...], where: str) -> Any:
