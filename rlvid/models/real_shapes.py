@@ -4,7 +4,7 @@ GPU checks (scripts/gpu_check.py) need real-size models without downloading weig
 memory depend on the shapes, not on the values. `write_real_shape_model` writes a folder that
 `from_pretrained` loads: rlvid's tiny tokenizer, processor and chat template (rlvid.models.tiny),
 the published architecture (vision tower, merger, LLM, vocabulary size) and random bf16 weights.
-The weights are made one tensor at a time and flushed into ~2 GB safetensors shards, so the
+The weights are made one tensor at a time and flushed into ~1 GB safetensors shards, so the
 whole model never sits in host memory (7B: 16.6 GB on disk, peak RSS about one shard).
 
 Shapes come from the published `config.json` files of Qwen/Qwen2.5-VL-3B-Instruct,
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-SHARD_BYTES = 2 * 1024**3
+SHARD_BYTES = 1024**3
+CHUNK = 1 << 24  # values drawn per randn call: bounds the fp32 temporary at 64 MB
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,11 @@ def random_value(name: str, shape: torch.Size, seed: int, device: str) -> torch.
     if "norm" in name.split(".")[-2] or name.split(".")[-2] in ("ln_q", "q_norm", "k_norm"):
         return torch.ones(shape, dtype=torch.bfloat16, device=device)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
-    return (torch.randn(shape, generator=gen, device=device) * 0.02).to(torch.bfloat16)
+    out = torch.empty(shape.numel(), dtype=torch.bfloat16, device=device)
+    for start in range(0, out.numel(), CHUNK):
+        part = out[start:start + CHUNK]
+        part.copy_(torch.randn(part.numel(), generator=gen, device=device).mul_(0.02))
+    return out.view(shape)
 
 
 def _write_shards(out: Path, tensors: list[tuple[str, torch.Size]], seed: int, shard_bytes: int,
