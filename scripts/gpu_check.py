@@ -105,6 +105,7 @@ def host_memory_missing(settings: dict) -> str | None:
 def run_part(name: str, cmd: list[str], work: Path, limit: float, env: dict) -> dict:
     """Run one part in a new process group; kill the whole group at `limit` seconds."""
     log = work / f"{name}.log"
+    env = dict(env, RLVID_GPU_CHECK_DUMP_S=str(max(limit - 5, 1)))  # stacks in the log just before a kill
     start = time.perf_counter()
     with open(log, "w") as f:
         proc = subprocess.Popen([*cmd, str(WORKER), name, str(work)], stdout=f, stderr=subprocess.STDOUT,

@@ -9,7 +9,7 @@ at these sizes). Each part writes its figures as JSON; the parent prints the tab
 
 from __future__ import annotations
 
-import hashlib
+import faulthandler
 import json
 import os
 import statistics
@@ -37,6 +37,13 @@ REHEARSAL_SHAPE = real_shapes.RealShape(
                 spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1]),
     tie_word_embeddings=False)
 real_shapes.SHAPES.setdefault("rehearsal", REHEARSAL_SHAPE)
+
+
+# Random weights rarely earn the task rewards, so every group would have zero advantages and no gradient; this
+# reward differs between the G completions of a prompt (a function of their token ids), so updates are real.
+VARIED_REWARD = """def varied(completions, completion_ids, **kwargs):
+    return [(sum(ids) % 7) / 6.0 for ids in completion_ids]
+"""
 
 
 def model_dir(work: Path, role: str) -> Path:
@@ -97,6 +104,10 @@ def make_trainer(s: dict, work: Path, name: str, role: str, trainer: dict, model
         "trainer": {"global_prompts_per_step": s["prompts"], "micro_batch_size_per_device": s["micro_batch"],
                     "max_steps": 100, "lr": 1e-6, "save_total_limit": 1, **trainer},
     }
+    (work / "varied_reward.py").write_text(VARIED_REWARD)
+    overrides["rewards"] = {"functions": [{"name": "format", "weight": 0.25, "kwargs": {"think": "optional"}},
+                                          {"name": "temporal_iou", "weight": 0.25},
+                                          {"name": "./varied_reward.py:varied", "weight": 1.0}]}
     setup = {"model": model_dir(work, role), "data": work / "data"}
     path = write_recipe(work / f"{name}.yaml", setup, work / f"run-{name}", overrides)
     recipe = load_recipe(path)
@@ -237,28 +248,31 @@ def grpo(s: dict, work: Path, name: str, efficient: bool) -> dict:
     return {**step_figures(s, trainer, rows, llm, vision), **memory(), "efficiency": "on" if efficient else "off"}
 
 
-def digest(trainer) -> str:
-    """sha1 over this process's parameter shards and optimizer state tensors (bitwise state identity)."""
-    h = hashlib.sha1()
-    for p in trainer.model.parameters():
-        local = p.to_local() if hasattr(p, "to_local") else p
-        h.update(local.detach().contiguous().reshape(-1).view(torch.uint8).cpu().numpy().tobytes())
+def state_tensors(trainer) -> list[torch.Tensor]:
+    """This process's parameter shards, then its optimizer state tensors, in a fixed order (live, not copies)."""
+    local = [(p.to_local() if hasattr(p, "to_local") else p).detach() for p in trainer.model.parameters()]
     state = trainer.optimizer.state_dict()["state"]
     for key in sorted(state):
         for name in sorted(state[key]):
             t = state[key][name]
             if isinstance(t, torch.Tensor):
-                t = t.to_local() if hasattr(t, "to_local") else t
-                h.update(t.detach().contiguous().reshape(-1).view(torch.uint8).cpu().numpy().tobytes())
-    return h.hexdigest()
+                local.append((t.to_local() if hasattr(t, "to_local") else t).detach())
+    return local
 
 
-def local_params(trainer) -> list[torch.Tensor]:
-    return [(p.to_local() if hasattr(p, "to_local") else p).detach().cpu().clone() for p in trainer.model.parameters()]
+def snapshot(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Host copies (the 3B shape's parameters + AdamW states are ~22 GB: fits the GPU machine's 128 GB)."""
+    return [t.to("cpu", copy=True) for t in tensors]
 
 
 def max_abs_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    return max(float((x.float() - y.float()).abs().max()) for x, y in zip(a, b, strict=True))
+    """Largest elementwise difference, one tensor pair at a time on the host."""
+    return max(float((x.cpu().float() - y.cpu().float()).abs().max()) if x.numel() else 0.0
+               for x, y in zip(a, b, strict=True))
+
+
+def bitwise_equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x.cpu(), y.cpu()) for x, y in zip(a, b, strict=True))
 
 
 def gather_weights(trainer) -> dict:
@@ -302,18 +316,17 @@ def fsdp2(s: dict, work: Path) -> dict:
     start = time.perf_counter()
     ckpt = save_checkpoint(acc, trainer.output_dir, 1, {"epoch": 0, "stage": "grpo"})
     out["save_s"] = round(time.perf_counter() - start, 2)
-    saved = digest(trainer)
-    before = local_params(trainer)
+    saved = snapshot(state_tensors(trainer))
+    n_params = len(list(trainer.model.parameters()))
     second = run_step(trainer, 1)
-    after_a = local_params(trainer)
+    after_a = snapshot(state_tensors(trainer)[:n_params])
     start = time.perf_counter()
     load_checkpoint(acc, ckpt)
     out["load_s"] = round(time.perf_counter() - start, 2)
-    out["resume_state_equal"] = digest(trainer) == saved
+    out["resume_state_equal"] = bitwise_equal(state_tensors(trainer), saved)
     run_step(trainer, 1)
-    after_b = local_params(trainer)
-    out["resume_step_max_abs_diff"] = max_abs_diff(after_a, after_b)
-    out["step_param_change"] = max_abs_diff(before, after_a)
+    out["resume_step_max_abs_diff"] = max_abs_diff(after_a, state_tensors(trainer)[:n_params])
+    out["step_param_change"] = max_abs_diff(saved[:n_params], after_a)
     out["step_s"] = round(second["time/step"], 3)
     out["first_step_s"] = round(first["time/step"], 3)
     out.update(memory())
@@ -380,6 +393,9 @@ PARTS = {
 
 def main() -> int:
     part, work = sys.argv[1], Path(sys.argv[2])
+    dump_after = float(os.environ.get("RLVID_GPU_CHECK_DUMP_S", "0"))
+    if dump_after > 0:  # a part about to hit its limit leaves every thread's stack in its log (hangs)
+        faulthandler.dump_traceback_later(dump_after, exit=False)
     settings = json.loads((work / "settings.json").read_text())
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

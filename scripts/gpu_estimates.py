@@ -51,32 +51,34 @@ def step_flops(llm_params: float, vision_params: float, s: StepShape) -> dict[st
 
 
 def memory_gib(params: float, trainable: float, s: StepShape, hidden: int, layers: int, vocab: int,
-               micro_batch: int, ref_model: bool, optimizer_bytes: int = 4) -> dict[str, float]:
+               micro_batch: int, ref_model: bool, optimizer_bytes: int = 4, intermediate: int = 0) -> dict[str, float]:
     """Peak GPU memory (GiB) of one GRPO step in bf16, one device, no sharding or offload.
 
     Weights bf16 (2 B/param, twice with a separate reference model); gradients bf16 and AdamW's two
     moments (`optimizer_bytes` each: 2 for bf16 states as rlvid keeps them in bf16 models, 4 for fp32)
     for trainable parameters; activations with gradient checkpointing: each layer's input of one
-    micro-batch (bf16) plus the logits of the micro-batch's rows in fp32 (the [T, V] log-softmax),
-    plus the KV cache of generation (all G rows, bf16).
+    micro-batch (bf16), one layer's recomputed activations (MLP intermediate x 3, attention in/out),
+    plus the logits of the micro-batch's completion tokens in fp32 (the [T, V] log-softmax); the KV
+    cache of generation (all G rows, bf16) is counted instead of activations when larger.
     """
     gib = 1024 ** 3
     seq = s.prompt_tokens + s.completion_tokens
     weights = 2 * params * (2 if ref_model else 1)
     grads_opt = trainable * (2 + 2 * optimizer_bytes)
     checkpoints = micro_batch * seq * hidden * 2 * layers
+    layer = micro_batch * seq * (3 * intermediate + 6 * hidden) * 2
     logits = micro_batch * s.completion_tokens * vocab * 4 * 2  # logits + their log-softmax
     kv = s.prompts * s.group * seq * hidden * 2 * 2 * layers // 4  # GQA: ~1/4 of full K/V width (3B/7B: 1/8-1/7)
-    total = weights + grads_opt + checkpoints + logits
-    return {"weights": weights / gib, "grads+adam": grads_opt / gib, "activations": (checkpoints + logits) / gib,
-            "kv_cache": kv / gib, "total": max(total, weights + kv) / gib}
+    activations = checkpoints + layer + logits
+    return {"weights": weights / gib, "grads+adam": grads_opt / gib, "activations": activations / gib,
+            "kv_cache": kv / gib, "total": (weights + grads_opt + max(activations, kv)) / gib}
 
 
 MODELS = {  # published shapes (rlvid.models.real_shapes): params, hidden, layers, vocab
-    "Qwen2.5-VL-3B": dict(params=3.755e9, vision=0.669e9, hidden=2048, layers=36, vocab=151936),
-    "Qwen3-VL-4B": dict(params=4.438e9, vision=0.415e9, hidden=2560, layers=36, vocab=151936),
-    "Qwen2.5-VL-7B": dict(params=8.292e9, vision=0.677e9, hidden=3584, layers=28, vocab=152064),
-    "Qwen3-VL-8B": dict(params=8.767e9, vision=0.576e9, hidden=4096, layers=36, vocab=151936),
+    "Qwen2.5-VL-3B": dict(params=3.755e9, vision=0.669e9, hidden=2048, layers=36, vocab=151936, intermediate=11008),
+    "Qwen3-VL-4B": dict(params=4.438e9, vision=0.415e9, hidden=2560, layers=36, vocab=151936, intermediate=9728),
+    "Qwen2.5-VL-7B": dict(params=8.292e9, vision=0.677e9, hidden=3584, layers=28, vocab=152064, intermediate=18944),
+    "Qwen3-VL-8B": dict(params=8.767e9, vision=0.576e9, hidden=4096, layers=36, vocab=151936, intermediate=12288),
 }
 
 
@@ -86,7 +88,7 @@ def visual_tokens(frames: int, tokens_per_pair: int = 32) -> int:
     return frames // 2 * tokens_per_pair
 
 
-def guidance_table(frames_list=(16, 64), groups=(8,), completion: int = 256, micro_batch: int = 4) -> str:
+def guidance_table(frames_list=(16, 64, 256), groups=(8, 16), completion: int = 256, micro_batch: int = 4) -> str:
     lines = ["| model | frames | G | full FT, beta 0 (GiB) | full FT + ref model, beta > 0 (GiB) | LoRA (GiB) |",
              "|---|---|---|---|---|---|"]
     for name, m in MODELS.items():
@@ -95,9 +97,10 @@ def guidance_table(frames_list=(16, 64), groups=(8,), completion: int = 256, mic
                 s = StepShape(prompts=2, group=g, prompt_tokens=visual_tokens(frames) + 100,
                               completion_tokens=completion, vision_patches=visual_tokens(frames) * 4)
                 args = (s, m["hidden"], m["layers"], m["vocab"], micro_batch)
-                full = memory_gib(m["params"], m["params"], *args, ref_model=False, optimizer_bytes=2)
-                ref = memory_gib(m["params"], m["params"], *args, ref_model=True, optimizer_bytes=2)
-                lora = memory_gib(m["params"], 0.01 * m["params"], *args, ref_model=False)
+                kw = {"intermediate": m["intermediate"]}
+                full = memory_gib(m["params"], m["params"], *args, ref_model=False, optimizer_bytes=2, **kw)
+                ref = memory_gib(m["params"], m["params"], *args, ref_model=True, optimizer_bytes=2, **kw)
+                lora = memory_gib(m["params"], 0.01 * m["params"], *args, ref_model=False, **kw)
                 lines.append(f"| {name} | {frames} | {g} | {full['total']:.0f} | {ref['total']:.0f} | "
                              f"{lora['total']:.0f} |")
     return "\n".join(lines)
