@@ -161,7 +161,7 @@ def table(results: dict) -> str:
     if "grpo_on" in results and "grpo_off" in results and results["grpo_on"].get("step_s"):
         off, on = results["grpo_off"].get("step_s"), results["grpo_on"]["step_s"]
         if off:
-            lines.append(f"\nefficiency options on vs off: {off / on:.2f}x faster step ({off} s -> {on} s)")
+            lines.append(f"\nefficiency options on vs off: step time off / on = {off / on:.2f}x ({off} s -> {on} s)")
     return "\n".join(lines)
 
 
