@@ -36,8 +36,8 @@ REPO = HERE.parent
 WORKER = HERE / "gpu_check_worker.py"
 ACCELERATE = REPO / "recipes" / "accelerate"
 
-# Sizes of the real check: 64 frames at the default budget shape (25,088 pixels per frame: 32 visual tokens
-# per frame pair, 1024 per video), G=8, 2 prompts per step, fixed 128-token completions.
+# Sizes of the real check: 64 frames of at most 25,088 pixels (the default budget's shape: 140x168 px for these
+# 4:3 clips, 960 visual tokens per video, 1,077-token prompts), G=8, 2 prompts per step, 128-token completions.
 REAL = {
     "rehearse": False, "dtype": "bf16", "models": {"3b": ["qwen2_5_vl", "3b"], "7b": ["qwen2_5_vl", "7b"]},
     "synthetic": {"n": 24, "fps": 8, "width": 224, "height": 168, "duration": 8.5},
