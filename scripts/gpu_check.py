@@ -81,6 +81,16 @@ PARTS = {
 }
 
 
+# rlvid's own needs that the GPU image lacks (module -> wheel); deepspeed only matters to the ZeRO parts.
+NEEDED_MODULES = {"omegaconf": "omegaconf", "av": "av (PyAV)", "trl": "trl", "datasets": "datasets",
+                  "dill": "dill", "multiprocess": "multiprocess"}
+
+
+def missing_packages() -> list[str]:
+    """Wheels that must be installed before any part can run (checked first: a missing one fails every part)."""
+    return [wheel for module, wheel in NEEDED_MODULES.items() if importlib.util.find_spec(module) is None]
+
+
 def deepspeed_missing() -> str | None:
     if importlib.util.find_spec("deepspeed") is None:
         return "deepspeed is not importable: bring its wheel (scripts/gpu_wheels.sh, docs/gpu.md)"
@@ -181,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown parts {unknown}; allowed: {list(PARTS)}")
     if "prepare" not in names:
         names.insert(0, "prepare")
+    missing = missing_packages()
+    if missing:
+        print(f"[gpu_check] not importable here: {', '.join(missing)}. Bring the wheels: `bash scripts/gpu_wheels.sh` "
+              "on a machine with a package index, carry wheels/, and install them first (docs/gpu.md):\n"
+              "  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site wheels/*.whl "
+              "&& export PYTHONPATH=/tmp/site:$PWD", file=sys.stderr)
+        return 2
     settings["model_roles"] = sorted({need for n in names for need in PARTS[n][3] if need in ("3b", "7b")})
     work = Path(args.work or f"/tmp/rlvid-gpu-check{'-rehearse' if args.rehearse else ''}")
     work.mkdir(parents=True, exist_ok=True)

@@ -82,3 +82,15 @@ def test_unknown_part_is_refused(capsys):
     with pytest.raises(SystemExit):
         gpu_check.main(["--rehearse", "--parts", "grpo,zero4"])
     assert "unknown parts ['grpo', 'zero4']" in capsys.readouterr().err
+
+
+def test_missing_wheels_stop_the_check_before_any_part(monkeypatch, capsys, tmp_path):
+    import gpu_check
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "omegaconf" else
+                        real_find_spec(name, *a))
+    assert gpu_check.main(["--rehearse", "--work", str(tmp_path), "--out", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert "not importable here: omegaconf" in err and "scripts/gpu_wheels.sh" in err
+    assert not (tmp_path / "o.json").exists()
