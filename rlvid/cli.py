@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+REAL_SIZE_PRESETS = ("3b", "7b", "4b", "8b")  # rlvid.models.real_shapes: Qwen2.5-VL-3B/7B, Qwen3-VL-4B/8B
+
 
 def _make_tiny_model(args: argparse.Namespace) -> int:
-    from rlvid.models.tiny import make_tiny_model
+    if args.preset in REAL_SIZE_PRESETS:
+        from rlvid.models.real_shapes import write_real_shape_model as make_model
+    else:
+        from rlvid.models.tiny import make_tiny_model as make_model
 
-    out = make_tiny_model(args.out, arch=args.arch, preset=args.preset, seed=args.seed)
+    out = make_model(args.out, arch=args.arch, preset=args.preset, seed=args.seed)
     print(f"wrote {args.preset} {args.arch} model to {out}")
     return 0
 
@@ -53,10 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlvid", description="RL post-training for video LLMs")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("make-tiny-model", help="write a tiny random HF model folder (offline)")
+    p = sub.add_parser("make-tiny-model", help="write a random HF model folder (offline): tiny, or a real size")
     p.add_argument("out")
     p.add_argument("--arch", default="qwen2_5_vl", choices=["qwen2_5_vl", "qwen3_vl"])
-    p.add_argument("--preset", default="tiny", choices=["tiny", "mid"])
+    p.add_argument("--preset", default="tiny", choices=["tiny", "mid", *REAL_SIZE_PRESETS],
+                   help="tiny | mid, or a published shape in bf16: 3b | 7b (qwen2_5_vl), 4b | 8b (qwen3_vl)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_make_tiny_model)
 

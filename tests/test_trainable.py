@@ -43,3 +43,14 @@ def test_freezing_everything_is_an_error(model_dir):
     cfg = ModelConfig(path=str(model_dir), freeze_vision_tower=True, freeze_projector=True, freeze_llm=True)
     with pytest.raises(ValueError, match="nothing left to train"):
         apply_trainable(load_policy(cfg), cfg)
+
+
+def test_counts_use_the_full_size_of_zero3_partitioned_parameters():
+    import torch
+
+    layer = torch.nn.Linear(4, 3)
+    for p in layer.parameters():  # as DeepSpeed ZeRO-3 leaves them: an empty local tensor, the size in ds_numel
+        p.ds_numel = p.numel()
+        p.data = torch.empty(0)
+    counts = trainable_counts(layer)
+    assert counts["trainable"] == counts["total"] == counts["llm_trainable"] == 15

@@ -57,11 +57,16 @@ def apply_trainable(model: torch.nn.Module, cfg: ModelConfig) -> torch.nn.Module
 
 
 def trainable_counts(model: torch.nn.Module) -> dict[str, int]:
-    """Trainable / total parameter counts, overall and per part."""
+    """Trainable / total parameter counts, overall and per part (full sizes also for ZeRO-3-partitioned weights)."""
     out = {"trainable": 0, "total": 0}
     for part, params in model_parts(model).items():
-        out[f"{part}_trainable"] = sum(p.numel() for p in params if p.requires_grad)
+        out[f"{part}_trainable"] = sum(full_numel(p) for p in params if p.requires_grad)
     for p in model.parameters():
-        out["total"] += p.numel()
-        out["trainable"] += p.numel() if p.requires_grad else 0
+        out["total"] += full_numel(p)
+        out["trainable"] += full_numel(p) if p.requires_grad else 0
     return out
+
+
+def full_numel(param: torch.Tensor) -> int:
+    """Elements of the whole parameter: a DeepSpeed ZeRO-3 partitioned one holds 0 locally and says `ds_numel`."""
+    return int(getattr(param, "ds_numel", param.numel()))
