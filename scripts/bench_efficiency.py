@@ -28,11 +28,12 @@ from pathlib import Path
 
 import torch
 
+from rlvid.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.models.tiny import make_tiny_model
+from rlvid.timing import PhaseTimer
 from rlvid.trainers.grpo import GRPOTrainer
 from rlvid.trainers.testing import write_recipe
-from rlvid.trainers.timing import PhaseTimer
 
 CONFIGS = {
     "off": {"trainer": {"reuse_vision": False, "shared_prefix": False}, "drop": "none"},
@@ -73,7 +74,7 @@ def make_trainers(root: Path, model: Path, data: Path, frames: int, names: list[
         setup = {"model": model, "data": data}
         path = write_recipe(root / f"{name}-{frames}.yaml", setup, root / f"run-{name}-{frames}",
                             _merge(overrides, extra or {}))
-        trainer = GRPOTrainer(load_recipe(path), root)
+        trainer = grpo_trainer(load_recipe(path), root)
         if CLOCK["cpu"]:
             trainer.timer = PhaseTimer(clock=time.process_time)
         trainers[name] = trainer

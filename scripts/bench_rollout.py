@@ -71,6 +71,7 @@ def run_mode(args) -> dict:
     import torch
 
     from rlvid.models.loading import load_policy
+    from rlvid.policy import Policy
     from rlvid.rollout import make_engine
 
     recipe, processor, builder, samples, sampling = setup(args)
@@ -80,9 +81,7 @@ def run_mode(args) -> dict:
         generate = alone_generator(recipe, builder, samples, sampling, args.G)
     else:
         model = load_policy(recipe.model, device="cuda").eval()
-        engine = make_engine(recipe, model, processor, builder)
-        if hasattr(engine, "shared_prefill"):  # as GRPOTrainer sets it
-            engine.shared_prefill = getattr(recipe.trainer, "shared_prefix", False)
+        engine = make_engine(recipe, Policy(model, builder, shared_prefix=recipe.trainer.shared_prefix))
         generate = lambda batch: engine.generate(batch, args.G, sampling)  # noqa: E731
     generate(samples[:2])  # warm-up (and, colocated, the first full weight push)
     out, seconds = timed(lambda: generate(samples))

@@ -153,7 +153,7 @@ def test_chain_evaluation_feeds_each_turn_the_models_own_answers_and_scores_the_
                 2: "<answer>a red circle appears\na blue square moves left</answer>"}
     seen = []
 
-    def fake_predict(model, builder, prompts, batch_size, max_new_tokens):
+    def fake_predict(policy, prompts, batch_size, max_new_tokens):
         seen.append([p.messages() for p in prompts])
         return [scripted[p.turn] for p in prompts]
 
@@ -161,9 +161,9 @@ def test_chain_evaluation_feeds_each_turn_the_models_own_answers_and_scores_the_
     recipe = SimpleNamespace(mdpo=SimpleNamespace(cotasks_order="segments_first"),
                              trainer=SimpleNamespace(eval_batch_size=4), rollout=SimpleNamespace(max_new_tokens=32))
     grounding = sample(id="g", task="temporal_grounding", events=None, intervals=[(1.0, 2.0)])
-    out = mdpo_eval.eval_dense_caption_cotasks(None, 1, 0, recipe, builder=VideoInputBuilderStub(),
-                                               samples=[s, grounding], caption_scorers=("rouge_l",),
-                                               soda_scorer="rouge_l")
+    policy = SimpleNamespace(builder=VideoInputBuilderStub(), with_builder=lambda b: SimpleNamespace(builder=b))
+    out = mdpo_eval.eval_dense_caption_cotasks(policy, 1, 0, recipe, samples=[s, grounding],
+                                               caption_scorers=("rouge_l",), soda_scorer="rouge_l")
     assert [len(turn) for turn in seen] == [1, 1, 1]  # the grounding sample is not a chain
     last = seen[2][0]
     assert last[1]["content"] == scripted[0] and last[3]["content"] == scripted[1]  # its own answers, not the truth

@@ -136,7 +136,7 @@ def scripted(monkeypatch):
     ScriptedEngine.sampled = []
     ScriptedEngine.fail_after = None
     monkeypatch.setattr("rlvid.trainers.mdpo_build.make_engine",
-                        lambda recipe, model, processor, builder: ScriptedEngine(processor.tokenizer))
+                        lambda recipe, policy: ScriptedEngine(policy.tokenizer))
     return ScriptedEngine
 
 

@@ -12,6 +12,7 @@ import torch
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
 from rlvid.rollout.vllm_colocate import VLLMColocateEngine
 from rlvid.rollout.vllm_fakes import FakeLLM, FakeSamplingParams, fake_vllm_module
@@ -144,7 +145,7 @@ def test_make_engine_starts_vllm_from_the_recipe(setup, model, launch_env):
     recipe.rollout.engine = "vllm"
     recipe.rollout.vllm.gpu_memory_utilization = 0.35
     try:
-        engine = make_engine(recipe, model, processor, builder)
+        engine = make_engine(recipe, Policy(model, builder))
     finally:
         recipe.rollout.engine = "hf"
     (llm,) = module.instances
@@ -167,7 +168,7 @@ def test_tensor_parallel_size_must_divide_the_processes(setup, model, launch_env
     recipe.rollout.engine, recipe.rollout.vllm.tensor_parallel_size = "vllm", 2
     try:
         with pytest.raises(ValueError, match=r"tensor_parallel_size=2 must divide the number of processes \(1\)"):
-            make_engine(recipe, model, processor, builder)
+            make_engine(recipe, Policy(model, builder))
     finally:
         recipe.rollout.engine, recipe.rollout.vllm.tensor_parallel_size = "hf", 1
 

@@ -20,7 +20,7 @@ IS_MODES = ("none", "truncate")
 def rollout_logprob_rows(mask: torch.Tensor, logprobs: list[list[float]]) -> torch.Tensor:
     """[B, T] float32 tensor with row r's rollout log-probs at the True positions of `mask[r]` (0 elsewhere).
 
-    `mask` is the completion mask of a collated micro-batch (`rlvid.trainers.logprobs.collate`), whose
+    `mask` is the completion mask of a collated micro-batch (`rlvid.policy.encode.collate`), whose
     True positions are exactly the completion tokens in order, so log-prob t lands on token t.
     """
     out = torch.zeros(mask.shape, dtype=torch.float32)

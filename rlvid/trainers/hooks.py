@@ -1,7 +1,8 @@
 """Evaluation hooks: the recipe's `hooks` list, run after each epoch or every N steps.
 
 A hook is a function `fn(model, step, epoch, recipe, **context) -> dict[str, float] | None`;
-context holds `builder` (the training VideoInputBuilder), `samples` (the val split, capped by
+context holds `policy` (the trained `rlvid.policy.Policy`: generate / log-probs with the training
+settings), `builder` (its VideoInputBuilder), `samples` (the val split, capped by
 `trainer.max_eval_samples`), `output_dir`, `reward_set` and `kwargs` from the recipe entry.
 A function without `**context` receives only the names it declares. Builtins decode greedily
 with the training prompt and video settings (`rlvid.eval.predict`) and report
@@ -33,24 +34,24 @@ class _Predictions:
     completions: list[str] = field(default_factory=list)
 
 
-def _greedy(model, builder, samples, recipe, tasks: tuple[str, ...] | None) -> _Predictions:
+def _greedy(policy, samples, recipe, tasks: tuple[str, ...] | None) -> _Predictions:
     chosen = [s for s in samples if tasks is None or s.task in tasks]
     if not chosen:
         return _Predictions([])
-    out = predict(model, builder, chosen, batch_size=recipe.trainer.eval_batch_size,
+    out = predict(policy, chosen, batch_size=recipe.trainer.eval_batch_size,
                   max_new_tokens=recipe.rollout.max_new_tokens)
     return _Predictions(chosen, out)
 
 
 def _task_hook(tasks: tuple[str, ...] | None) -> HookFn:
-    def hook(model, step, epoch, recipe, builder, samples, reward_set=None, **_) -> dict[str, float]:
-        pred = _greedy(model, builder, samples, recipe, tasks)
+    def hook(policy, step, epoch, recipe, samples, reward_set=None, **_) -> dict[str, float]:
+        pred = _greedy(policy, samples, recipe, tasks)
         if not pred.samples:
             return {}
         metrics = evaluate_completions(pred.completions, pred.samples)
         if reward_set is not None:
             columns = reward_columns(pred.samples)
-            columns["completion_ids"] = [builder.processor.tokenizer(c, add_special_tokens=False)["input_ids"]
+            columns["completion_ids"] = [policy.tokenizer(c, add_special_tokens=False)["input_ids"]
                                          for c in pred.completions]
             metrics.update(reward_set(pred.completions, **columns).metrics("rewards"))
         return metrics
@@ -66,9 +67,9 @@ HOOKS.register("eval_all")(_task_hook(None))
 
 
 @HOOKS.register("save_samples")
-def save_samples(model, step, epoch, recipe, builder, samples, output_dir, num_samples: int = 8, **_) -> dict:
+def save_samples(policy, step, epoch, recipe, samples, output_dir, num_samples: int = 8, **_) -> dict:
     """Write greedy completions of the first `num_samples` val samples to output_dir/samples/step-N.jsonl."""
-    pred = _greedy(model, builder, samples[:num_samples], recipe, None)
+    pred = _greedy(policy, samples[:num_samples], recipe, None)
     out = Path(output_dir) / "samples" / f"step-{step:06d}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w") as f:

@@ -30,6 +30,7 @@ from rlvid.data.cotasks import ChainInputBuilder, ChainPrompt, expand_cotasks, s
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.data.sample import Sample
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
 from rlvid.rollout import Rollouts, SamplingParams, make_engine
 from rlvid.trainers.hooks import reward_columns
 from rlvid.trainers.mdpo_batch import reference_logps
@@ -165,7 +166,8 @@ def _sample_and_pair(recipe, model_path: str, out_dir: Path, accelerator, recipe
     processor = load_processor(model_path)
     builder = ChainInputBuilder.like(make_input_builder(recipe, processor))
     model = load_policy(recipe.model, model_path, device=accelerator.device).eval()
-    engine = make_engine(recipe, model, processor, builder)
+    policy = Policy(model, builder)
+    engine = make_engine(recipe, policy)
     sampling = SamplingParams.from_recipe(recipe.rollout)
     scorer = PairScorer(recipe, recipe_dir)
     writer = PairWriter(out_dir, accelerator.process_index)
@@ -180,7 +182,7 @@ def _sample_and_pair(recipe, model_path: str, out_dir: Path, accelerator, recipe
         pairs, per_prompt = pairs_of_batch(recipe, chunk, rollouts, scores, tag, builder)
         if pairs and recipe.mdpo.reference == "precomputed":
             with accelerator.autocast():
-                refs = reference_logps(model, builder, pairs, micro, accelerator.device)
+                refs = reference_logps(policy, pairs, micro)
             for pair, (c, r) in zip(pairs, refs, strict=True):
                 pair.ref_chosen_logp, pair.ref_rejected_logp, pair.ref_model = c, r, model_key(model_path)
         writer.write_batch(tag, [p.id for p in chunk], per_prompt, pairs)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rlvid.compose import mdpo_trainer, sft_warm_start
 from rlvid.trainers.checkpoint import COMPLETE
 from rlvid.trainers.loop import make_accelerator
-from rlvid.trainers.mdpo import MDPOTrainer
 from rlvid.trainers.mdpo_build import build_pairs, release_memory
 from rlvid.trainers.mdpo_pairs import is_complete, read_pairs
 
@@ -34,8 +34,6 @@ def run_mdpo(recipe, recipe_dir: str | Path | None = None) -> Path:
     """Run every round; returns the final model folder of the last one."""
     model_path = recipe.model.path
     if recipe.sft.steps > 0:
-        from rlvid.trainers.train_cli import sft_warm_start
-
         model_path = str(sft_warm_start(recipe, Path(recipe_dir or ".")))
     accelerator = make_accelerator(recipe)  # for pair building only (it prepares nothing); each trainer has its own
     for k in range(recipe.mdpo.rounds):
@@ -52,7 +50,7 @@ def run_mdpo(recipe, recipe_dir: str | Path | None = None) -> Path:
                                         "marker); finish it with `rlvid mdpo-pairs RECIPE --out DIR`")
         else:
             pairs_dir = build_pairs(recipe, model_path, folder / "pairs", accelerator, recipe_dir)
-        trainer = MDPOTrainer(recipe, read_pairs(pairs_dir), recipe_dir, model_path=model_path, output_dir=folder)
+        trainer = mdpo_trainer(recipe, read_pairs(pairs_dir), recipe_dir, model_path=model_path, output_dir=folder)
         model_path = str(trainer.fit())
         trainer.accelerator.free_memory()  # the next round's sampler and trainer load fresh copies
         del trainer
