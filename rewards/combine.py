@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,11 +204,11 @@ def _sum_present(values: Iterable[float | None]) -> float | None:
 
 
 def compose_rewards(
-    specs: Iterable[RewardSpec | Mapping[str, Any] | str],
+    specs: Iterable[RewardSpec | Mapping[str, Any] | str | Callable[..., Any]],
     on_error: str = "raise",
     base_dir: str | Path | None = None,
 ) -> RewardSet:
-    """Build a `RewardSet` from recipe entries `{name, weight, kwargs[, label]}`.
+    """Build a `RewardSet` from recipe entries `{name, weight, kwargs[, label]}` (or plain reward callables).
 
     `base_dir` is where relative `./file.py:function` paths are looked up first (the recipe's
     folder). Labels default to the reward's name; a repeated name gets `_2`, `_3`, ... appended.
@@ -216,9 +216,9 @@ def compose_rewards(
     built: list[BoundReward] = []
     seen: dict[str, int] = {}
     for raw in specs:
-        spec = RewardSpec.from_config(raw)
-        reward = build_reward(spec, base_dir)
-        if spec.label is None and reward.label in seen:
+        reward = build_reward(raw, base_dir)
+        labelled = not callable(raw) and RewardSpec.from_config(raw).label is not None
+        if not labelled and reward.label in seen:
             seen[reward.label] += 1
             reward.label = f"{reward.label}_{seen[reward.label]}"
         seen.setdefault(reward.label, 1)

@@ -209,11 +209,19 @@ def _signature(fn: RewardFn) -> inspect.Signature | None:
         return None
 
 
-def build_reward(spec: RewardSpec | Mapping[str, Any] | str, base_dir: str | Path | None = None) -> BoundReward:
-    """Resolve a spec's reward, check its options against the function, and bind them."""
+def build_reward(spec: RewardSpec | Mapping[str, Any] | str | RewardFn, base_dir: str | Path | None = None
+                 ) -> BoundReward:
+    """Resolve a spec's reward, check its options against the function, and bind them. A plain callable is
+    taken as it is (weight 1, labelled with its name): how Python code hands rewards to a trainer."""
+    if callable(spec) and not isinstance(spec, (str, RewardSpec)):
+        return bind_reward(RewardSpec(getattr(spec, "__name__", "reward")), spec)
     spec = RewardSpec.from_config(spec)
+    return bind_reward(spec, resolve_reward(spec.name, base_dir))
+
+
+def bind_reward(spec: RewardSpec, fn: RewardFn) -> BoundReward:
+    """Check `spec`'s options against `fn`'s signature and bind them."""
     label = spec.default_label()
-    fn = resolve_reward(spec.name, base_dir)
     ours = fn in BUILTINS.values() or fn in _REGISTERED.values()
     sig = _signature(fn)
     accepts: frozenset[str] | None = None
