@@ -28,9 +28,9 @@ from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from data_selection.stats import SampleStats, pass_thresholds, sample_stats, stats_from_dict, stats_to_json
+from rewards import score
 from rlvid.data.sample import Sample
 from rlvid.rollout import RolloutEngine, SamplingParams
-from rlvid.trainers.hooks import reward_columns
 
 logger = logging.getLogger("data_selection")
 
@@ -116,9 +116,7 @@ def score_rollouts(batch: Sequence[Sample], rollouts, reward_set,
     rows_of: dict[int, list[int]] = {}
     for row, p in enumerate(rollouts.prompt_index):
         rows_of.setdefault(p, []).append(row)
-    columns = reward_columns([batch[p] for p in rollouts.prompt_index])
-    columns["completion_ids"] = rollouts.token_ids
-    out = reward_set(rollouts.texts, **columns)
+    out = score(reward_set, [batch[p] for p in rollouts.prompt_index], rollouts.texts, rollouts.token_ids)
     bad = [batch[p].id for p, r in zip(rollouts.prompt_index, out.total, strict=True) if not math.isfinite(r)]
     if bad:
         raise ValueError(f"non-finite total reward for sample(s) {sorted(set(bad))[:3]}")

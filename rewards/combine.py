@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewards.errors import RewardError
+from rewards.errors import NonFiniteRewardError, RewardError
 from rewards.registry import BoundReward, RewardSpec, build_reward
 
 logger = logging.getLogger("rlvid.rewards")
@@ -35,7 +35,11 @@ _SHOWN_CHARS = 200
 
 
 class _ScoreFailure(Exception):
-    """A per-sample failure (exception or non-finite score) that on_error="zero" may absorb."""
+    """A non-finite score, which on_error="zero" may absorb; `detail` says which."""
+
+    def __init__(self, label: str, detail: str):
+        super().__init__(f"reward {label!r}: {detail}")
+        self.detail = detail
 
 
 @dataclass
@@ -88,7 +92,7 @@ def _check_values(label: str, values: Any, n: int) -> list[float | None]:
         else:
             raise RewardError(label, f"returned a {type(v).__name__} at index {i}; expected float or None")
         if v - v != 0.0:
-            raise _ScoreFailure(f"reward {label!r}: score {v} at index {i} is not finite")
+            raise _ScoreFailure(label, f"score {v} at index {i} is not finite")
         out.append(v)
     return out
 
@@ -144,7 +148,7 @@ class RewardSet:
         except Exception as e:
             if self.on_error == "raise":
                 if isinstance(e, _ScoreFailure):
-                    raise RewardError(reward.label, str(e).split(": ", 1)[-1]) from None
+                    raise NonFiniteRewardError(reward.label, e.detail) from None
                 raise RewardError(reward.label, f"raised {type(e).__name__}: {e}") from e
         # on_error == "zero": find the failing samples one by one.
         per_sample: list[dict[str, list[float | None]] | None] = []

@@ -2,9 +2,8 @@
 
 A name is one of:
 - a builtin (`format`, `accuracy`, ...) or a name registered in-process with `@register_reward`;
-- `package.module:function`, imported;
-- `./path/file.py:function` (any name whose module part ends in `.py` or contains a `/`), loaded
-  from the file, a relative path being looked up from the recipe's folder, then the working folder;
+- `package.module:function` or `./path/file.py:function`, loaded by `rlvid.plugins` (a relative
+  path is looked up from the recipe's folder, then the working folder);
 - a name published by an installed package in the entry-point group `rlvid.rewards`.
 Every failure is a `RewardError` naming the reward.
 """
@@ -13,13 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import importlib
-import importlib.metadata
-import importlib.util
 import inspect
 import math
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +23,7 @@ from omegaconf import OmegaConf
 
 from rewards.builtins import BUILTINS
 from rewards.errors import RewardError
+from rlvid.plugins import PluginError, entry_point_names, is_import_path, load_entry_point, load_import_path
 
 ENTRY_POINT_GROUP = "rlvid.rewards"
 SPEC_KEYS = ("name", "weight", "kwargs", "label")
@@ -50,84 +45,36 @@ def register_reward(name: str | None = None, *, overwrite: bool = False) -> Call
     return deco
 
 
-def _entry_points(name: str | None = None) -> list[importlib.metadata.EntryPoint]:
-    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return [ep for ep in eps if name is None or ep.name == name]
-
-
 def available_rewards() -> dict[str, str]:
     """Every reward a recipe can name without an import path, with where it comes from."""
     out = {n: "builtin" for n in BUILTINS}
     out.update({n: "registered" for n in _REGISTERED})
-    for ep in _entry_points():
-        out.setdefault(ep.name, f"entry point {ep.value}")
+    for name, value in entry_point_names(ENTRY_POINT_GROUP).items():
+        out.setdefault(name, f"entry point {value}")
     return out
-
-
-def load_plugin_file(path_part: str, base_dir: str | Path | None, name: str) -> Any:
-    """Import `./file.py` (relative to `base_dir`, then the working directory) as a module; shared by
-    reward, hook and selection-strategy plugins."""
-    raw = Path(path_part).expanduser()
-    candidates = [raw] if raw.is_absolute() else [Path(base_dir) / raw] if base_dir else []
-    if not raw.is_absolute():
-        candidates.append(Path.cwd() / raw)
-    path = next((c.resolve() for c in candidates if c.is_file()), None)
-    if path is None:
-        raise RewardError(name, f"file not found; looked at {[str(c) for c in candidates]}")
-    mod_name = f"rlvid_reward_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    if spec is None or spec.loader is None:
-        raise RewardError(name, f"cannot load {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[mod_name]
-        raise RewardError(name, f"importing {path} failed: {type(e).__name__}: {e}") from e
-    return module
 
 
 def resolve_reward(name: str, base_dir: str | Path | None = None) -> RewardFn:
     """The callable a reward name refers to (see the module docstring for the forms)."""
     if not isinstance(name, str) or not name:
         raise RewardError(str(name), "a reward name must be a non-empty string")
-    if ":" in name:
-        target, _, attr = name.rpartition(":")
-        if not target or not attr:
-            raise RewardError(name, "expected 'package.module:function' or './file.py:function'")
-        if target.endswith(".py") or "/" in target or "\\" in target:
-            module = load_plugin_file(target, base_dir, name)
-        else:
-            try:
-                module = importlib.import_module(target)
-            except ImportError as e:
-                raise RewardError(name, f"cannot import module {target!r}: {e}") from e
-        fn = getattr(module, attr, None)
-        if fn is None:
-            public = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
-            raise RewardError(name, f"{target} has no function {attr!r} (it defines: {public})")
-    elif name in _REGISTERED:
-        fn = _REGISTERED[name]
-    elif name in BUILTINS:
-        fn = BUILTINS[name]
-    else:
-        eps = _entry_points(name)
-        if not eps:
-            raise RewardError(
-                name,
-                f"unknown reward; builtins: {sorted(BUILTINS)}, registered: {sorted(_REGISTERED)}, "
-                f"entry points ({ENTRY_POINT_GROUP}): {sorted({ep.name for ep in _entry_points()})}; "
-                "or give 'package.module:function' or './file.py:function'",
-            )
-        if len({ep.value for ep in eps}) > 1:
-            raise RewardError(name, f"several installed packages publish it: {[ep.value for ep in eps]}")
-        try:
-            fn = eps[0].load()
-        except Exception as e:
-            raise RewardError(name, f"loading entry point {eps[0].value!r} failed: {type(e).__name__}: {e}") from e
+    try:
+        if is_import_path(name):
+            return load_import_path(name, base_dir, "reward")
+        if name in _REGISTERED:
+            return _REGISTERED[name]
+        if name in BUILTINS:
+            return BUILTINS[name]
+        fn = load_entry_point(ENTRY_POINT_GROUP, name, "reward")
+    except PluginError as e:
+        raise RewardError(name, e.detail) from e
+    if fn is None:
+        raise RewardError(
+            name,
+            f"unknown reward; builtins: {sorted(BUILTINS)}, registered: {sorted(_REGISTERED)}, "
+            f"entry points ({ENTRY_POINT_GROUP}): {sorted(entry_point_names(ENTRY_POINT_GROUP))}; "
+            "or give 'package.module:function' or './file.py:function'",
+        )
     if not callable(fn):
         raise RewardError(name, f"resolves to a {type(fn).__name__}, which is not callable")
     return fn

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots)")
     p.set_defaults(func=_plot)
 
-    from rlvid.trainers.mdpo_cli import add_mdpo_pairs_arguments, mdpo_pairs_command
+    from rlvid.trainers.mdpo.cli import add_mdpo_pairs_arguments, mdpo_pairs_command
 
     p = sub.add_parser("mdpo-pairs", help="sample n outputs per prompt, score them with the metric, write M-DPO pairs")
     add_mdpo_pairs_arguments(p)

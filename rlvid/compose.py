@@ -28,8 +28,8 @@ from rlvid.trainers.checkpoint import COMPLETE
 from rlvid.trainers.grpo import GRPOTrainer
 from rlvid.trainers.hooks import HookRunner
 from rlvid.trainers.loop import make_accelerator
-from rlvid.trainers.mdpo import MDPOTrainer
-from rlvid.trainers.mdpo_pairs import Pair, model_key
+from rlvid.trainers.mdpo.pairs import Pair, model_key
+from rlvid.trainers.mdpo.trainer import MDPOTrainer
 from rlvid.trainers.sft import SFTTrainer
 
 

@@ -127,6 +127,8 @@ def test_range_checks_name_the_key(tmp_path):
     assert "'rollout.num_generations' must be >= 2 for grpo" in error_of(path)
     path = write(tmp_path / "s.yaml", "mdpo:\n  loss: ipo\n  label_smoothing: 0.1\n")
     assert "'mdpo.label_smoothing' applies to mdpo.loss=sigmoid only" in error_of(path)
+    path = write(tmp_path / "m.yaml", "mdpo:\n  pairs_per_step: 0\n")
+    assert "'mdpo.pairs_per_step' must be >= 1" in error_of(path)
     ok = load_recipe(write(tmp_path / "t.yaml", "trainer: {algorithm: mdpo}\nrollout: {num_generations: 1}\n"))
     assert ok.rollout.num_generations == 1
 

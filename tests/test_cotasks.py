@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from rlvid.data.cotasks import (
+from rlvid.data.loaders import load_samples
+from rlvid.data.sample import Event, Sample
+from rlvid.trainers.mdpo.cotasks import (
     ChainInputBuilder,
     ChainPrompt,
     assemble_events,
@@ -16,8 +18,6 @@ from rlvid.data.cotasks import (
     score_turns,
     turn_answer,
 )
-from rlvid.data.loaders import load_samples
-from rlvid.data.sample import Event, Sample
 
 EVENTS = [Event(5.0, 8.0, "a blue square moves left"), Event(0.5, 3.0, "a red circle appears")]  # out of order
 
@@ -146,7 +146,7 @@ def test_finished_chain_assembles_events_the_dense_caption_metrics_read():
 def test_chain_evaluation_feeds_each_turn_the_models_own_answers_and_scores_the_assembled_events(monkeypatch):
     from types import SimpleNamespace
 
-    from rlvid.trainers import mdpo_eval
+    from rlvid.trainers.mdpo import chain_eval as mdpo_eval
 
     s = sample()
     scripted = {0: "<answer>3</answer>", 1: "<answer>0.5 - 3.0\n5.0 - 8.0</answer>",

@@ -14,15 +14,15 @@ import json
 import pytest
 import torch
 
+from rewards import sample_columns
 from rlvid.compose import mdpo_trainer
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
-from rlvid.trainers.hooks import reward_columns
-from rlvid.trainers.mdpo_pairs import read_pairs
-from rlvid.trainers.mdpo_run import run_mdpo_recipe
+from rlvid.trainers.mdpo.pairs import read_pairs
+from rlvid.trainers.mdpo.run import run_mdpo_recipe
 from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 MDPO_STEPS = 30
@@ -40,7 +40,7 @@ def sampled_mean_iou(recipe, model_dir) -> float:
     torch.manual_seed(0)
     rollouts = engine.generate(samples, 8, SamplingParams(temperature=0.7, max_new_tokens=14))
     scores = compose_rewards(recipe.rewards.functions)(
-        rollouts.texts, **reward_columns([samples[i] for i in rollouts.prompt_index])).total
+        rollouts.texts, **sample_columns([samples[i] for i in rollouts.prompt_index])).total
     return sum(scores) / len(scores)
 
 

@@ -8,12 +8,12 @@ import json
 import pytest
 
 from rlvid.config import load_recipe
-from rlvid.data.cotasks import ChainPrompt
 from rlvid.data.sample import Event, Sample
 from rlvid.rollout import Rollouts
 from rlvid.trainers.loop import make_accelerator
-from rlvid.trainers.mdpo_build import build_pairs
-from rlvid.trainers.mdpo_pairs import (
+from rlvid.trainers.mdpo.build import build_pairs
+from rlvid.trainers.mdpo.cotasks import ChainPrompt
+from rlvid.trainers.mdpo.pairs import (
     Pair,
     PairWriter,
     finished_prompt_ids,
@@ -135,7 +135,7 @@ def setup(tmp_path_factory):
 def scripted(monkeypatch):
     ScriptedEngine.sampled = []
     ScriptedEngine.fail_after = None
-    monkeypatch.setattr("rlvid.trainers.mdpo_build.make_engine",
+    monkeypatch.setattr("rlvid.trainers.mdpo.build.make_engine",
                         lambda recipe, policy: ScriptedEngine(policy.tokenizer))
     return ScriptedEngine
 
@@ -230,7 +230,7 @@ def test_mdpo_pairs_command_samples_scores_and_writes_pairs(setup, tmp_path):
         assert p.chosen_ids and p.rejected_ids and p.ref_chosen_logp < 0 and p.ref_rejected_logp < 0
     assert max(sum(p.prompt_id == d["id"] for p in pairs) for d in done) <= 2
     # training on that ready folder (mdpo.pairs) uses it as it is: its stored reference log-probs, no new sampling
-    from rlvid.trainers.mdpo_run import run_mdpo_recipe
+    from rlvid.trainers.mdpo.run import run_mdpo_recipe
 
     final = run_mdpo_recipe(str(path), [f"mdpo.pairs={out}", "mdpo.pairs_per_step=2", "trainer.max_steps=1",
                                         "trainer.micro_batch_size_per_device=4"])

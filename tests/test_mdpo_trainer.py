@@ -12,9 +12,9 @@ import torch
 from rlvid.compose import mdpo_trainer
 from rlvid.config import load_recipe
 from rlvid.data.sample import Sample
-from rlvid.trainers.mdpo import REFERENCE_CACHE
-from rlvid.trainers.mdpo_batch import pair_micro_batches, sequence_logps
-from rlvid.trainers.mdpo_pairs import Pair, model_key
+from rlvid.trainers.mdpo.batch import pair_micro_batches, sequence_logps
+from rlvid.trainers.mdpo.pairs import Pair, model_key
+from rlvid.trainers.mdpo.trainer import REFERENCE_CACHE
 from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 TEXTS = [("<answer>1.0 to 3.0</answer>", "<answer>5.0 to 6.0</answer>"),
@@ -179,7 +179,7 @@ def test_reference_logps_are_computed_once_at_start_and_cached(setup, tmp_path, 
     def fail(*args, **kwargs):
         raise AssertionError("reference log-probs recomputed")
 
-    monkeypatch.setattr("rlvid.trainers.mdpo.reference_logps", fail)
+    monkeypatch.setattr("rlvid.trainers.mdpo.trainer.reference_logps", fail)
     again = mdpo_trainer(recipe, _pairs_without_references(setup), tmp_path, output_dir=tmp_path / "run")
     assert [p.ref_chosen_logp for p in again.pairs] == [p.ref_chosen_logp for p in trainer.pairs]
     stored = _pairs_without_references(setup)  # pairs stored with references of this very model are used as they are

@@ -64,6 +64,10 @@ def _problems(r: Recipe):
         ("mdpo.num_samples", m.num_samples >= 2, "must be >= 2 (a pair needs two samples)"),
         ("mdpo.min_gap", m.min_gap >= 0, "must be >= 0"),
         ("mdpo.rounds", m.rounds >= 1, "must be >= 1"),
+        ("mdpo.pairs_per_step", m.pairs_per_step >= 1, "must be >= 1"),
+        ("mdpo.generation_batch_size", m.generation_batch_size >= 1, "must be >= 1"),
+        ("mdpo.pairs_per_prompt", m.pairs_per_prompt >= 0, "must be >= 0 (0 = all)"),
+        ("mdpo.margin_scale", m.margin_scale >= 0, "must be >= 0"),
         ("selection.max_tries", r.selection.max_tries >= 1, "must be >= 1"),
     ]
     for key, ok, message in checks:

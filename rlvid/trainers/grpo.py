@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
-from rewards import RewardSet
+from rewards import NonFiniteRewardError, RewardSet, score
 from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer
 from rlvid.models.vision_reuse import visual_tokens
 from rlvid.policy import Policy, SequenceBatch
 from rlvid.rollout import HFRolloutEngine, RolloutEngine, Rollouts, SamplingParams
 from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
-from rlvid.trainers.hooks import reward_columns
 from rlvid.trainers.loop import NonFiniteError, Trainer, micro_batches, reduce_max, reduce_sum
 from rlvid.trainers.selection import refill_groups, select_groups
 
@@ -105,18 +104,16 @@ class GRPOTrainer(Trainer):
     def compute_rewards(self, prompts: list, rollouts: Rollouts, step: int):
         """Per-completion total reward [N] and reward metrics; None (step skipped) for NaN with on_nan: skip."""
         samples = [prompts[i] for i in rollouts.prompt_index]
-        columns = reward_columns(samples)
-        columns["completion_ids"] = rollouts.token_ids
         bad, error = 0.0, None
         try:
-            out = self.reward_set(rollouts.texts, **columns)
+            out = score(self.reward_set, samples, rollouts.texts, rollouts.token_ids)
             total = torch.tensor(out.total, dtype=torch.float32)
             bad = float(not torch.isfinite(total).all())
-        except Exception as e:  # a failing reward function: save what it saw, then stop
-            if "not finite" not in str(e):
-                path = self.save_bad_samples(step, samples, f"reward error: {e}", {"completion": rollouts.texts})
-                raise RuntimeError(f"grpo step {step + 1}: reward failed ({e}); samples saved to {path}") from e
+        except NonFiniteRewardError as e:  # NaN/inf: skipped or raised below, on every process alike
             bad, error = 1.0, e
+        except Exception as e:  # a failing reward function: save what it saw, then stop
+            path = self.save_bad_samples(step, samples, f"reward error: {e}", {"completion": rollouts.texts})
+            raise RuntimeError(f"grpo step {step + 1}: reward failed ({e}); samples saved to {path}") from e
         if reduce_max(self.accelerator, bad) > 0:
             path = self.save_bad_samples(step, samples, f"non-finite reward: {error}", {"completion": rollouts.texts})
             if self.recipe.trainer.on_nan == "raise":

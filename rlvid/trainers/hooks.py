@@ -12,7 +12,6 @@ Their metrics are logged under `eval/` and written to output_dir/eval/step-N.jso
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 from collections.abc import Callable
@@ -20,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewards import score
 from rlvid.algos import Registry
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
 
 HookFn = Callable[..., dict[str, float] | None]
-HOOKS: Registry[HookFn] = Registry("evaluation hook")
+HOOKS: Registry[HookFn] = Registry("evaluation hook", entry_point_group="rlvid.hooks")
 
 
 @dataclass
@@ -50,10 +50,8 @@ def _task_hook(tasks: tuple[str, ...] | None) -> HookFn:
             return {}
         metrics = evaluate_completions(pred.completions, pred.samples)
         if reward_set is not None:
-            columns = reward_columns(pred.samples)
-            columns["completion_ids"] = [policy.tokenizer(c, add_special_tokens=False)["input_ids"]
-                                         for c in pred.completions]
-            metrics.update(reward_set(pred.completions, **columns).metrics("rewards"))
+            ids = [policy.tokenizer(c, add_special_tokens=False)["input_ids"] for c in pred.completions]
+            metrics.update(score(reward_set, pred.samples, pred.completions, ids).metrics("rewards"))
         return metrics
 
     return hook
@@ -79,29 +77,10 @@ def save_samples(policy, step, epoch, recipe, samples, output_dir, num_samples: 
     return {}
 
 
-SAMPLE_COLUMNS = ("id", "video", "duration", "task", "question", "options", "answer", "intervals", "events", "meta")
-
-
-def reward_columns(samples) -> dict[str, list]:
-    """Sample fields as lists aligned with `samples` (the reward functions' keyword columns)."""
-    return {k: [getattr(s, k) for s in samples] for k in SAMPLE_COLUMNS}
-
-
 def resolve_hook(name: str, base_dir: str | Path | None = None) -> HookFn:
-    """A builtin/registered hook name, `pkg.mod:fn`, or `./file.py:fn` (relative to the recipe's folder)."""
-    if ":" not in name:
-        return HOOKS.get(name)
-    target, fn_name = name.rsplit(":", 1)
-    if target.endswith(".py"):
-        from rewards.registry import load_plugin_file  # the same file loader as reward plugins
-
-        module = load_plugin_file(target, base_dir, name)
-    else:
-        module = importlib.import_module(target)
-    fn = getattr(module, fn_name, None)
-    if not callable(fn):
-        raise ValueError(f"hook {name!r}: {fn_name!r} is not a function of {target}")
-    return fn
+    """A builtin/registered hook name, `pkg.mod:fn`, `./file.py:fn` (relative to the recipe's folder), or an
+    entry point of group `rlvid.hooks` (`rlvid.plugins`)."""
+    return HOOKS.get(name, base_dir)
 
 
 @dataclass

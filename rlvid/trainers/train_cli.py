@@ -34,7 +34,7 @@ def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
     if algorithm == "sft":
         return sft_trainer(recipe, recipe_dir).fit()
     if algorithm == "mdpo":
-        from rlvid.trainers.mdpo_run import run_mdpo
+        from rlvid.trainers.mdpo.run import run_mdpo
 
         return run_mdpo(recipe, recipe_dir)
     model_path = None

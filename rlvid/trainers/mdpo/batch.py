@@ -17,7 +17,7 @@ import torch
 
 from rlvid.policy import Policy, SequenceBatch
 from rlvid.trainers.loop import micro_batches
-from rlvid.trainers.mdpo_pairs import Pair
+from rlvid.trainers.mdpo.pairs import Pair
 
 
 @dataclass

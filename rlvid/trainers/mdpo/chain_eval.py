@@ -11,11 +11,18 @@ Options (hook kwargs): `order` (default: the recipe's `mdpo.cotasks_order`), `ca
 
 from __future__ import annotations
 
-from rlvid.data.cotasks import ChainInputBuilder, ChainPrompt, assemble_events, events_answer, score_turns, turn_names
 from rlvid.eval.metrics import dense_caption_metrics
 from rlvid.eval.predict import predict
 from rlvid.policy import Policy
 from rlvid.trainers.hooks import HOOKS
+from rlvid.trainers.mdpo.cotasks import (
+    ChainInputBuilder,
+    ChainPrompt,
+    assemble_events,
+    events_answer,
+    score_turns,
+    turn_names,
+)
 
 
 def predict_chain(policy: Policy, samples: list, order: str, batch_size: int = 8, max_new_tokens: int = 128

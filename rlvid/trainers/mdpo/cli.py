@@ -15,7 +15,7 @@ def add_mdpo_pairs_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def mdpo_pairs_command(args: argparse.Namespace) -> int:
-    from rlvid.trainers.mdpo_build import run_mdpo_pairs
+    from rlvid.trainers.mdpo.build import run_mdpo_pairs
 
     out = run_mdpo_pairs(args.recipe, args.overrides, n=args.n, out=args.out, model=args.model)
     print(f"wrote M-DPO pairs to {out}")

@@ -19,8 +19,8 @@ from pathlib import Path
 from rlvid.compose import mdpo_trainer, sft_warm_start
 from rlvid.trainers.checkpoint import COMPLETE
 from rlvid.trainers.loop import make_accelerator
-from rlvid.trainers.mdpo_build import build_pairs, release_memory
-from rlvid.trainers.mdpo_pairs import is_complete, read_pairs
+from rlvid.trainers.mdpo.build import build_pairs, release_memory
+from rlvid.trainers.mdpo.pairs import is_complete, read_pairs
 
 logger = logging.getLogger("rlvid.mdpo")
 

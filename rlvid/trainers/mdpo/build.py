@@ -3,7 +3,7 @@
     rlvid mdpo-pairs RECIPE --n 4 --out DIR          (torchrun / accelerate launch for several processes)
 
 Prompts are the recipe's train split (with `mdpo.cotasks`, each dense_caption sample becomes its
-chain's turns, `rlvid.data.cotasks`). They are sharded over processes by position (prompt k goes
+chain's turns, `rlvid.trainers.mdpo.cotasks`). They are sharded over processes by position (prompt k goes
 to process k mod world); each process samples with the rollout engine (`rollout.*`; temperature
 must be > 0), scores with the metric (`mdpo.metric`, else the recipe's `rewards`; a CoTasks turn
 with its sub-task scorer), forms pairs (`form_pairs`, `mdpo.min_gap`, `mdpo.pairs_per_prompt`),
@@ -25,16 +25,15 @@ from pathlib import Path
 
 import torch
 
-from rewards import compose_rewards
-from rlvid.data.cotasks import ChainInputBuilder, ChainPrompt, expand_cotasks, score_turns
+from rewards import compose_rewards, score
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.data.sample import Sample
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.rollout import Rollouts, SamplingParams, make_engine
-from rlvid.trainers.hooks import reward_columns
-from rlvid.trainers.mdpo_batch import reference_logps
-from rlvid.trainers.mdpo_pairs import (
+from rlvid.trainers.mdpo.batch import reference_logps
+from rlvid.trainers.mdpo.cotasks import ChainInputBuilder, ChainPrompt, expand_cotasks, score_turns
+from rlvid.trainers.mdpo.pairs import (
     COMPLETE,
     Pair,
     PairWriter,
@@ -78,10 +77,8 @@ class PairScorer:
         if plain:
             if self.reward_set is None:
                 raise ValueError("M-DPO needs a metric to rank samples: set mdpo.metric or rewards.functions")
-            columns = reward_columns([prompts[i] for i in plain])
-            if completion_ids is not None:
-                columns["completion_ids"] = [completion_ids[i] for i in plain]
-            out = self.reward_set([completions[i] for i in plain], **columns)
+            ids = None if completion_ids is None else [completion_ids[i] for i in plain]
+            out = score(self.reward_set, [prompts[i] for i in plain], [completions[i] for i in plain], ids)
             for k, i in enumerate(plain):
                 applies = any(out.scores[label][k] is not None for label in self.reward_set.labels)
                 scores[i] = out.total[k] if applies else None

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlvid.data.cotasks import ChainPrompt
 from rlvid.data.sample import Sample
+from rlvid.trainers.mdpo.cotasks import ChainPrompt
 
 COMPLETE = "complete"
 SETTINGS = "settings.json"

@@ -1,6 +1,6 @@
 """M-DPO (VidChain's metric-based DPO): a DPO update on pairs of video outputs ranked by the task metric.
 
-Pairs come from `rlvid.trainers.mdpo_build` (sampled with the rollout engine, scored by the metric,
+Pairs come from `rlvid.trainers.mdpo.build` (sampled with the rollout engine, scored by the metric,
 paired by metric gap). One step, as `MDPOTrainer.train_step` reads:
 
     encode -> ref -> update_actor
@@ -29,29 +29,17 @@ from pathlib import Path
 import torch
 from accelerate.utils import gather_object
 
-import rlvid.trainers.mdpo_eval  # noqa: F401  (registers the eval_dense_caption_cotasks hook)
+import rlvid.trainers.mdpo.chain_eval  # noqa: F401  (registers the eval_dense_caption_cotasks hook)
 from rlvid.algos import compute_dpo_loss
-from rlvid.data.cotasks import ChainInputBuilder
 from rlvid.policy import Policy
 from rlvid.trainers.loop import Trainer
-from rlvid.trainers.mdpo_batch import PairBatch, pair_micro_batches, reference_logps, sequence_logps
-from rlvid.trainers.mdpo_pairs import Pair
-from rlvid.trainers.mdpo_pairs import model_key as model_key_of
+from rlvid.trainers.mdpo.batch import PairBatch, pair_micro_batches, reference_logps, sequence_logps
+from rlvid.trainers.mdpo.cotasks import ChainInputBuilder
+from rlvid.trainers.mdpo.pairs import Pair
+from rlvid.trainers.mdpo.pairs import model_key as model_key_of
 
 logger = logging.getLogger("rlvid.mdpo")
 REFERENCE_CACHE = "reference_logps.jsonl"
-
-
-def check_mdpo_config(cfg) -> None:
-    """Range checks of the mdpo fields the recipe validator does not know yet."""
-    for key, ok, message in [
-        ("pairs_per_step", cfg.pairs_per_step >= 1, "must be >= 1"),
-        ("generation_batch_size", cfg.generation_batch_size >= 1, "must be >= 1"),
-        ("pairs_per_prompt", cfg.pairs_per_prompt >= 0, "must be >= 0 (0 = all)"),
-        ("margin_scale", cfg.margin_scale >= 0, "must be >= 0"),
-    ]:
-        if not ok:
-            raise ValueError(f"recipe key 'mdpo.{key}' {message}")
 
 
 class MDPOTrainer(Trainer):
@@ -64,7 +52,6 @@ class MDPOTrainer(Trainer):
         """`pairs` are what the steps draw; `reference` is the frozen reference of `mdpo.reference: model` (None
         with LoRA: the policy without its adapters); `model_key` names the starting model for the stored
         reference log-probs (`mdpo.reference: precomputed`). Other components as `Trainer`."""
-        check_mdpo_config(recipe.mdpo)
         if len(pairs) < recipe.mdpo.pairs_per_step:
             raise ValueError(f"mdpo: {len(pairs)} pairs, fewer than the mdpo.pairs_per_step="
                              f"{recipe.mdpo.pairs_per_step} one step needs; sample more outputs (mdpo.num_samples, "
