@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from rewards import compose_rewards, sample_columns
+from rlvid.app.train import run_train
 from rlvid.config import load_recipe
 from rlvid.data.loaders import load_jsonl
 from rlvid.data.recipe_data import make_input_builder
@@ -33,7 +34,6 @@ from rlvid.eval.predict import predict
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.trainers.testing import make_grounding_setup, write_recipe
-from rlvid.trainers.train_cli import run_train
 
 REWARD = "eval/rewards/total"
 ARMS = {"none": "none", "token": "token", "patch": "patch"}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from rlvid.compose import grpo_trainer
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.models.tiny import make_tiny_model
 from rlvid.timing import PhaseTimer
@@ -147,7 +147,7 @@ ARMS = {"none": ("none", False), "patch": ("patch", False), "none_stream": ("non
 
 def bench_reward(args, root: Path, data: Path) -> None:
     """Held-out reward after SFT warm start + GRPO, per arm (token drop / streaming) and seed, same data."""
-    from rlvid.trainers.train_cli import run_train
+    from rlvid.app.train import run_train
 
     model = make_tiny_model(root / f"model-{args.arch}-tiny", arch=args.arch, preset="tiny")
     results: dict[str, list[tuple]] = {arm: [] for arm in args.arms}

@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from rlvid.compose import grpo_trainer
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.models.tiny import make_tiny_model
 from rlvid.trainers.testing import make_tiny_setup, write_recipe

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from data_selection.cli import select_from_recipe, select_from_stats
+from rlvid.app.select import select_from_recipe, select_from_stats
+from rlvid.app.train import run_train
 from rlvid.data.loaders import load_jsonl, write_jsonl
 from rlvid.trainers.testing import GROUNDING_VIDEO, make_grounding_setup, write_recipe
-from rlvid.trainers.train_cli import run_train
 
 REWARD, MIOU = "eval/rewards/total", "eval/temporal_grounding/mIoU"
 

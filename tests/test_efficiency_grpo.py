@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from rlvid.compose import grpo_trainer
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.trainers.grpo import GRPOTrainer
 from rlvid.trainers.testing import make_tiny_setup, write_recipe

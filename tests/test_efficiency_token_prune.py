@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_efficiency_prefix import ARCHS, batch, setup
 
-from rlvid.compose import grpo_trainer
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.data.token_drop import TokenDrop
 from rlvid.models.token_prune import (

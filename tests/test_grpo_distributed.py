@@ -17,7 +17,7 @@ from rlvid.trainers.testing import make_tiny_setup, write_recipe
 SCRIPT = textwrap.dedent('''
     import json, sys, torch
     from rlvid.config import load_recipe
-    from rlvid.compose import grpo_trainer
+    from rlvid.app.compose import grpo_trainer
 
     trainer = grpo_trainer(load_recipe(sys.argv[1]), sys.argv[2])
     records = []

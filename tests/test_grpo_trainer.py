@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from rlvid.compose import grpo_trainer
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.trainers.loop import NonFiniteError
 from rlvid.trainers.selection import select_groups

@@ -15,14 +15,14 @@ import pytest
 import torch
 
 from rewards import sample_columns
-from rlvid.compose import mdpo_trainer
+from rlvid.app.compose import mdpo_trainer
+from rlvid.app.train import run_train
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
 from rlvid.trainers.mdpo.pairs import read_pairs
-from rlvid.trainers.mdpo.run import run_mdpo_recipe
 from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 MDPO_STEPS = 30
@@ -72,7 +72,7 @@ def test_mdpo_raises_held_out_iou_and_flipped_pairs_do_not(tmp_path):
         "rewards": {"functions": [{"name": "temporal_iou"}]},
         "hooks": [{"name": "eval_grounding"}],
     })
-    run_mdpo_recipe(str(path))
+    run_train(str(path))
     recipe = load_recipe(path)
     sft_dir, run = tmp_path / "mdpo" / "sft" / "final", tmp_path / "mdpo"
     pairs = read_pairs(run / "pairs")

@@ -230,12 +230,12 @@ def test_mdpo_pairs_command_samples_scores_and_writes_pairs(setup, tmp_path):
         assert p.chosen_ids and p.rejected_ids and p.ref_chosen_logp < 0 and p.ref_rejected_logp < 0
     assert max(sum(p.prompt_id == d["id"] for p in pairs) for d in done) <= 2
     # training on that ready folder (mdpo.pairs) uses it as it is: its stored reference log-probs, no new sampling
-    from rlvid.trainers.mdpo.run import run_mdpo_recipe
+    from rlvid.app.train import run_train
 
-    final = run_mdpo_recipe(str(path), [f"mdpo.pairs={out}", "mdpo.pairs_per_step=2", "trainer.max_steps=1",
+    final = run_train(str(path), [f"mdpo.pairs={out}", "mdpo.pairs_per_step=2", "trainer.max_steps=1",
                                         "trainer.micro_batch_size_per_device=4"])
     assert (final / "complete").is_file() and not (tmp_path / "run" / "pairs").exists()
     assert not (tmp_path / "run" / "reference_logps.jsonl").exists()
     (tmp_path / "pairs" / "complete").unlink()
     with pytest.raises(FileNotFoundError, match="not a complete pair folder"):
-        run_mdpo_recipe(str(path), [f"mdpo.pairs={out}", f"trainer.output_dir={tmp_path / 'again'}"])
+        run_train(str(path), [f"mdpo.pairs={out}", f"trainer.output_dir={tmp_path / 'again'}"])

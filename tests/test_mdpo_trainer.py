@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from rlvid.compose import mdpo_trainer
+from rlvid.app.compose import mdpo_trainer
 from rlvid.config import load_recipe
 from rlvid.data.sample import Sample
 from rlvid.trainers.mdpo.batch import pair_micro_batches, sequence_logps

@@ -9,10 +9,10 @@ import statistics
 
 import pytest
 
-from data_selection.cli import select_from_recipe
 from data_selection.collect import ResumeMismatchError
 from data_selection.sampler import sample_weights
 from data_selection.stats import read_stats
+from rlvid.app.select import select_from_recipe
 from rlvid.cli import main
 from rlvid.data.loaders import load_jsonl
 from rlvid.rollout.hf import HFRolloutEngine

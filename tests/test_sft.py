@@ -6,8 +6,8 @@ import json
 
 from transformers import AutoModelForImageTextToText
 
+from rlvid.app.train import run_sft
 from rlvid.trainers.testing import make_tiny_setup, write_recipe
-from rlvid.trainers.train_cli import run_sft
 
 
 def test_sft_lowers_the_loss_and_saves_a_loadable_model(tmp_path):

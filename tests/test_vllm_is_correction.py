@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from rlvid.compose import grpo_trainer
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.policy.encode import collate, encode_prompts
 from rlvid.policy.logprobs import completion_logprobs

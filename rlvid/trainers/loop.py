@@ -3,7 +3,7 @@
 `Trainer.fit()` owns what is the same for every algorithm: the data order (a function of seed
 and epoch, so a resumed run sees the same batches), the per-process shard of each step's
 samples, logging, evaluation hooks, checkpoints and the final model. A trainer is handed its
-collaborators (the `Policy`, the samples, rewards, hooks; `rlvid.compose` builds them from a
+collaborators (the `Policy`, the samples, rewards, hooks; `rlvid.app.compose` builds them from a
 recipe) and builds only its optimizer. A subclass implements `train_step(samples, step) ->
 metrics`, written as the algorithm reads, timing its phases with `self.timer`, and uses
 `accumulate_and_step` for the exact gradient-accumulation contract of `rlvid.algos.aggregation`.

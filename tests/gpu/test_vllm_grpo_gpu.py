@@ -13,7 +13,7 @@ import json
 import torch
 from gpu_helpers import report, vllm_recipe
 
-from rlvid.compose import grpo_trainer
+from rlvid.app.compose import grpo_trainer
 from rlvid.data.recipe_data import load_split
 from rlvid.models.tiny import make_tiny_model
 from rlvid.policy.encode import collate, encode_prompts

@@ -192,16 +192,3 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def run_mdpo_pairs(recipe_path: str, overrides: list[str] | None = None, n: int | None = None,
-                   out: str | None = None, model: str | None = None) -> Path:
-    """`rlvid mdpo-pairs`: build the pair folder `out` (default: output_dir/pairs) with `model` (or model.path)."""
-    from rlvid.config import load_recipe
-    from rlvid.trainers.loop import make_accelerator
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    recipe = load_recipe(recipe_path, overrides or [])
-    recipe_dir = Path(recipe_path).resolve().parent
-    out_dir = Path(out) if out else Path(recipe.trainer.output_dir) / "pairs"
-    return build_pairs(recipe, model or recipe.model.path, out_dir, make_accelerator(recipe), recipe_dir, n)

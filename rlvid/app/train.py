@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rlvid.compose import grpo_trainer, sft_trainer, sft_warm_start
+from rlvid.app.compose import grpo_trainer, sft_trainer, sft_warm_start
 from rlvid.config import load_recipe
 
 
@@ -34,7 +34,7 @@ def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
     if algorithm == "sft":
         return sft_trainer(recipe, recipe_dir).fit()
     if algorithm == "mdpo":
-        from rlvid.trainers.mdpo.run import run_mdpo
+        from rlvid.app.mdpo import run_mdpo
 
         return run_mdpo(recipe, recipe_dir)
     model_path = None

@@ -1,4 +1,5 @@
-"""`rlvid train` with `trainer.algorithm: mdpo`: (SFT warm start) -> [build pairs -> M-DPO] x rounds.
+"""`rlvid train` with `trainer.algorithm: mdpo`: (SFT warm start) -> [build pairs -> M-DPO] x rounds;
+and `rlvid mdpo-pairs RECIPE [overrides] --n N --out DIR [--model PATH]`, the pair building alone.
 
 With `mdpo.rounds: 1` the run folder holds pairs/ and the trainer's files (metrics.jsonl,
 checkpoints/, final/); with R > 1 each round k has its own round_k/ holding the same, and round k
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rlvid.compose import mdpo_trainer, sft_warm_start
+from rlvid.app.compose import mdpo_trainer, sft_warm_start
 from rlvid.trainers.checkpoint import COMPLETE
 from rlvid.trainers.loop import make_accelerator
 from rlvid.trainers.mdpo.build import build_pairs, release_memory
@@ -58,12 +59,13 @@ def run_mdpo(recipe, recipe_dir: str | Path | None = None) -> Path:
     return Path(model_path)
 
 
-def run_mdpo_recipe(recipe_path: str, overrides: list[str] | None = None) -> Path:
-    """`run_mdpo` on a recipe file with dotlist overrides (what `rlvid train` does for algorithm mdpo)."""
+def run_mdpo_pairs(recipe_path: str, overrides: list[str] | None = None, n: int | None = None,
+                   out: str | None = None, model: str | None = None) -> Path:
+    """`rlvid mdpo-pairs`: build the pair folder `out` (default: output_dir/pairs) with `model` (or model.path)."""
     from rlvid.config import load_recipe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     recipe = load_recipe(recipe_path, overrides or [])
-    if recipe.trainer.algorithm != "mdpo":
-        raise ValueError(f"{recipe_path}: trainer.algorithm is {recipe.trainer.algorithm!r}, not 'mdpo'")
-    return run_mdpo(recipe, Path(recipe_path).resolve().parent)
+    recipe_dir = Path(recipe_path).resolve().parent
+    out_dir = Path(out) if out else Path(recipe.trainer.output_dir) / "pairs"
+    return build_pairs(recipe, model or recipe.model.path, out_dir, make_accelerator(recipe), recipe_dir, n)
