@@ -15,16 +15,18 @@ PACKAGES = ("rlvid", "rewards", "data_selection")
 
 # floor -> units (a unit is a package or module; the longest matching prefix names a module's unit)
 LAYERS: list[tuple[str, ...]] = [
-    ("rlvid", "rlvid.timing", "rlvid.plugins", "rlvid.config"),  # 0 ground: no rlvid imports but these
-    ("rlvid.data", "rlvid.algos"),  # 1 samples, video, prompts; pure loss/advantage math
-    ("rlvid.models", "rewards"),  # 2 loading / tiny models / vision seam; reward functions and scoring
-    ("rlvid.policy",),  # 3 the model on video prompts: encode, log-probs, generate
-    ("rlvid.rollout", "rlvid.eval"),  # 4 rollout engines; metrics and greedy prediction
-    ("data_selection",),  # 5 variance-aware selection: stats, strategies, online filters, the collector
-    ("rlvid.trainers",),  # 6 the training loop, GRPO, SFT, M-DPO
-    ("rlvid.app", "rlvid.plot"),  # 7 composition root and commands
-    ("rlvid.cli",),  # 8 the argument parser
-    ("rlvid.__main__",),  # 9 python -m rlvid
+    ("rlvid", "rlvid.timing", "rlvid.plugins"),  # 0 ground: phase timers, the plugin loader
+    ("rlvid.algos",),  # 1 pure loss / advantage / KL math and its registries
+    ("rlvid.config",),  # 2 the recipe schema, loading, validation (names checked against the registries)
+    ("rlvid.data",),  # 3 samples, video, prompts, model-input builder
+    ("rlvid.models", "rewards"),  # 4 loading / tiny models / vision seam; reward functions and scoring
+    ("rlvid.policy",),  # 5 the model on video prompts: encode, log-probs, generate
+    ("rlvid.rollout", "rlvid.eval"),  # 6 rollout engines; metrics and greedy prediction
+    ("data_selection",),  # 7 variance-aware selection: stats, strategies, online filters, the collector
+    ("rlvid.trainers",),  # 8 the training loop, GRPO, SFT, M-DPO
+    ("rlvid.app", "rlvid.plot"),  # 9 composition root and commands
+    ("rlvid.cli",),  # 10 the argument parser
+    ("rlvid.__main__",),  # 11 python -m rlvid
 ]
 FLOOR = {unit: floor for floor, units in enumerate(LAYERS) for unit in units}
 

@@ -8,11 +8,12 @@ import math
 import pytest
 import torch
 
+from rlvid.algos import rollout_is
 from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.policy.encode import collate, encode_prompts
 from rlvid.policy.logprobs import completion_logprobs
-from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
+from rlvid.rollout.is_correction import rollout_logprob_rows
 from rlvid.trainers.grpo import GRPOTrainer
 from rlvid.trainers.testing import make_tiny_setup, write_recipe
 

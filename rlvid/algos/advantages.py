@@ -23,7 +23,8 @@ from rlvid.algos.registry import Registry
 
 AdvantageEstimator = Callable[[torch.Tensor, torch.Tensor, str, float], torch.Tensor]
 
-ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator")
+ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator",
+                                                              entry_point_group="rlvid.advantage_estimators")
 SCALES = ("group", "batch", "none")
 
 

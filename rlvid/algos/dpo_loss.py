@@ -32,7 +32,7 @@ from rlvid.algos.registry import Registry
 
 DpoLoss = Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]
 
-DPO_LOSSES: Registry[DpoLoss] = Registry("DPO loss")
+DPO_LOSSES: Registry[DpoLoss] = Registry("DPO loss", entry_point_group="rlvid.dpo_losses")
 GAP_WEIGHTINGS = ("none", "raw", "normalized")
 
 

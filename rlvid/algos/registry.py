@@ -39,6 +39,7 @@ class Registry(Generic[F]):
         self.entry_point_group = entry_point_group
         self._items: dict[str, F] = {}
         self._aliases: dict[str, str] = {}
+        self._plugins: dict[str, F] = {}  # import-path names loaded so far
 
     def register(self, name: str) -> Callable[[F], F]:
         """Decorator registering a function under `name`; registering a name twice is an error."""
@@ -68,7 +69,9 @@ class Registry(Generic[F]):
         if key in self._items:
             return self._items[key]
         if is_import_path(name):
-            return load_import_path(name, base_dir, self.kind)
+            if name not in self._plugins:  # loaded once; validation loads it relative to the recipe's folder
+                self._plugins[name] = load_import_path(name, base_dir, self.kind)
+            return self._plugins[name]
         found = load_entry_point(self.entry_point_group, name, self.kind) if self.entry_point_group else None
         if found is not None:
             return found
@@ -76,9 +79,18 @@ class Registry(Generic[F]):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {self.names()}.{hint}")
 
-    def check(self, name: str, base_dir: str | Path | None = None) -> None:
-        """Raise as `get` does when `name` does not resolve (recipe validation)."""
-        self.get(name, base_dir)
+    def problem(self, name: str, base_dir: str | Path | None = None) -> str | None:
+        """Why `name` does not resolve, as a recipe validation message (None when it does)."""
+        try:
+            self.get(name, base_dir)
+        except UnknownNameError:
+            every = [*self.names(), *sorted(self._aliases)]
+            close = difflib.get_close_matches(str(name), every, n=1)
+            hint = f". Did you mean {close[0]!r}?" if close else ""
+            return f"must be one of {every} (or a plugin: pkg.mod:fn, ./file.py:fn), got {name!r}{hint}"
+        except ValueError as e:  # a plugin that does not load (rlvid.plugins.PluginError)
+            return str(e)
+        return None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import torch
 
 from rewards import NonFiniteRewardError, RewardSet, score
-from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer
+from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer, rollout_is
 from rlvid.models.vision_reuse import visual_tokens
 from rlvid.policy import Policy, SequenceBatch
 from rlvid.rollout import HFRolloutEngine, RolloutEngine, Rollouts, SamplingParams
-from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
+from rlvid.rollout.is_correction import rollout_logprob_rows
 from rlvid.trainers.loop import NonFiniteError, Trainer, micro_batches, reduce_max, reduce_sum
 from rlvid.trainers.selection import refill_groups, select_groups
 
@@ -224,9 +224,8 @@ class GRPOTrainer(Trainer):
                 epsilon_high=cfg.epsilon_high, importance_sampling_level=cfg.importance_sampling_level,
                 ref_logp=None if ref_logps is None else ref_logps[i], beta=cfg.beta, kl_estimator=cfg.kl_estimator,
                 rollout_is_weights=is_weights, loss_agg=cfg.loss_agg, normalizer=normalizer.to(device),
-                max_completion_length=self.recipe.rollout.max_new_tokens)
-            return loss, dict({k: float(v) for k, v in m.items()}, **is_metrics,
-                              loss=float(loss.detach()) * len(batches))
+                max_completion_length=self.recipe.rollout.max_new_tokens, loss_kwargs=dict(cfg.policy_loss_kwargs))
+            return loss, dict({k: float(v) for k, v in m.items()}, **is_metrics, loss=float(loss.detach()))
 
         for _ in range(cfg.num_iterations):
             metrics = self.accumulate_and_step(len(batches), loss_fn, step, prompts)

@@ -267,14 +267,16 @@ class Trainer:
     # ---------------------------------------------------------- the update
 
     def accumulate_and_step(self, n_micro_batches: int, loss_fn: Callable[[int], tuple[torch.Tensor, dict]],
-                            step: int, samples: Sequence = ()) -> dict[str, float]:
+                            step: int, samples: Sequence = (), summed: tuple[str, ...] = ("loss",)
+                            ) -> dict[str, float]:
         """Backward every micro-batch, then one optimizer step (the normaliser contract of rlvid.algos).
 
         `loss_fn(i)` returns micro-batch i's loss, already divided by the step's global normaliser,
-        and its metrics. Losses are SUMMED (not averaged over accumulation steps) and multiplied by
-        the number of processes, because DDP averages gradients. Gradients are all-reduced only on
-        the last micro-batch; a process with fewer micro-batches runs zero-loss ones so every
-        process joins the same collectives. A non-finite loss raises (naming the step and saving
+        and its metrics. Metrics named in `summed` are added over micro-batches (each is a share of
+        the step's loss), the others averaged. Losses are SUMMED (not averaged over accumulation
+        steps) and multiplied by the number of processes, because DDP averages gradients. Gradients
+        are all-reduced only on the last micro-batch; a process with fewer micro-batches runs
+        zero-loss ones so every process joins the same collectives. A non-finite loss raises (naming the step and saving
         `samples`) or, with `trainer.on_nan: skip`, drops the update on every process.
         """
         acc = self.accelerator
@@ -296,7 +298,7 @@ class Trainer:
                 else:
                     loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
                 acc.backward(loss * world)
-        metrics = {k: sums[k] / counts[k] for k in sums}
+        metrics = {k: sums[k] if k in summed else sums[k] / counts[k] for k in sums}
         if reduce_max(acc, bad) > 0:
             path = self.save_bad_samples(step, samples, "non-finite loss")
             if self.recipe.trainer.on_nan == "raise":

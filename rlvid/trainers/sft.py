@@ -2,7 +2,7 @@
 
 Used alone (`rlvid sft RECIPE`, or `trainer.algorithm: sft`) or as the warm start that
 `rlvid train` runs before GRPO when `sft.steps > 0`. It shares everything but the step with GRPO:
-data order, micro-batching, the normaliser contract (a token mean over the whole step), logging,
+data order, micro-batching, the normaliser contract (`token_mean` over the whole step), logging,
 hooks and checkpoints (`rlvid.trainers.loop.Trainer`).
 """
 
@@ -37,13 +37,14 @@ class SFTTrainer(Trainer):
                        for s in samples]
             batches = [policy.batch([encoded[i] for i in rows], [targets[i] for i in rows], shared_prefix=False)
                        for rows in micro_batches(len(samples), self.recipe.trainer.micro_batch_size_per_device)]
-            normalizer = reduce_sum(self.accelerator, sum(float(local_normalizer("dapo", b.mask)) for b in batches))
+            tokens = sum(float(local_normalizer("token_mean", b.mask)) for b in batches)
+            normalizer = reduce_sum(self.accelerator, tokens)
 
         def loss_fn(i: int):
             logp, mask = policy.logprobs(batches[i], grad=True)
-            loss = aggregate_loss(-logp, mask, "dapo", normalizer.float().to(mask.device))
+            loss = aggregate_loss(-logp, mask, "token_mean", normalizer.float().to(mask.device))
             accuracy = ((logp > -0.6931) & mask).sum() / mask.sum().clamp(min=1)  # p(target token) > 0.5
-            return loss, {"loss": float(loss.detach()) * len(batches), "token_accuracy": float(accuracy)}
+            return loss, {"loss": float(loss.detach()), "token_accuracy": float(accuracy)}
 
         with t("update_actor"):
             self.model.train()

@@ -11,13 +11,14 @@ import pytest
 import torch
 from gpu_helpers import report, vllm_recipe
 
+from rlvid.algos import rollout_is
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.policy.encode import collate, encode_prompts
 from rlvid.policy.logprobs import completion_logprobs
 from rlvid.rollout import SamplingParams, make_engine
-from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
+from rlvid.rollout.is_correction import rollout_logprob_rows
 
 G = 8
 

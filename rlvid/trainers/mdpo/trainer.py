@@ -145,7 +145,7 @@ class MDPOTrainer(Trainer):
         """One optimizer step over the micro-batches; the loss is the mean over the step's pairs on all processes."""
         cfg = self.recipe.mdpo
         device = self.accelerator.device
-        scale = len(batches) * self.accelerator.num_processes  # a micro-batch's share -> the step's mean
+        world = self.accelerator.num_processes  # x processes: their mean is then the mean over all pairs
         self.model.train()
 
         def loss_fn(i: int):
@@ -158,13 +158,13 @@ class MDPOTrainer(Trainer):
                 gap_normalizer=self.mean_gap, margin_scale=cfg.margin_scale, sft_gamma=cfg.sft_gamma,
                 chosen_nll=logps.chosen_nll, normalizer=self.global_batch_size)
             metrics = {k: float(v) for k, v in m.items()}
-            metrics.update({"loss": float(loss.detach()) * scale, "loss/dpo": metrics["loss/dpo"] * scale,
-                            "loss/sft": metrics["loss/sft"] * scale,
+            metrics.update({"loss": float(loss.detach()) * world, "loss/dpo": metrics["loss/dpo"] * world,
+                            "loss/sft": metrics["loss/sft"] * world,
                             "logps/chosen": float(logps.chosen.detach().mean()),
                             "logps/rejected": float(logps.rejected.detach().mean())})
             return loss, metrics
 
-        return self.accumulate_and_step(len(batches), loss_fn, step, pairs)
+        return self.accumulate_and_step(len(batches), loss_fn, step, pairs, summed=("loss", "loss/dpo", "loss/sft"))
 
 
 def pair_metrics(pairs: list[Pair]) -> dict[str, float]:
