@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +34,9 @@ from rlvid.data.recipe_data import make_input_builder
 from rlvid.eval.predict import predict
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
-from rlvid.trainers.testing import make_grounding_setup, write_recipe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+from tiny_setup import make_grounding_setup, write_recipe  # noqa: E402
 
 REWARD = "eval/rewards/total"
 ARMS = {"none": "none", "token": "token", "patch": "patch"}

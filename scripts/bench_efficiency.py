@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +34,9 @@ from rlvid.config import load_recipe
 from rlvid.models.tiny import make_tiny_model
 from rlvid.timing import PhaseTimer
 from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.testing import write_recipe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+from tiny_setup import write_recipe  # noqa: E402
 
 CONFIGS = {
     "off": {"trainer": {"reuse_vision": False, "shared_prefix": False}, "drop": "none"},

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.models.tiny import make_tiny_model
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+from tiny_setup import make_tiny_setup, write_recipe  # noqa: E402
 
 
 def main() -> None:

@@ -50,7 +50,8 @@ def setup(args):
     from rlvid.data.recipe_data import load_split, make_input_builder
     from rlvid.models.loading import load_processor
     from rlvid.rollout import SamplingParams
-    from rlvid.trainers.testing import make_tiny_setup
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+    from tiny_setup import make_tiny_setup
 
     root = Path(args.cache)
     tiny = make_tiny_setup(root / "tiny", n=max(40, 2 * args.prompts + 8))

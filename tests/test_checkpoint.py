@@ -6,11 +6,11 @@ import pytest
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.trainers.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 CRASH_HOOK = '''
 def crash(step, **_):

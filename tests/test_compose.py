@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rewards import compose_rewards
 from rlvid.config import load_recipe
@@ -13,7 +14,6 @@ from rlvid.policy import Policy
 from rlvid.rollout import Rollouts
 from rlvid.trainers.grpo import GRPOTrainer
 from rlvid.trainers.sft import SFTTrainer
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 
 @pytest.fixture(scope="module")

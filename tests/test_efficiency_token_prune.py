@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from test_efficiency_prefix import ARCHS, batch, setup
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
@@ -23,7 +24,6 @@ from rlvid.policy import Policy
 from rlvid.policy.generate import generate_shared_prefill
 from rlvid.policy.logprobs import completion_logprobs
 from rlvid.policy.prefix_logprobs import prefix_completion_logprobs
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 STD = (0.5, 0.5, 0.5)
 SETTINGS = TokenPruneSettings(threshold=0.05, min_kept_frames=2, image_std=STD, temporal_patch=2, merge=2)

@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.algos import compute_advantages
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 SCRIPT = textwrap.dedent('''
     import json, sys, torch

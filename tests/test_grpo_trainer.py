@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.trainers.loop import NonFiniteError
 from rlvid.trainers.selection import select_groups
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 LENGTH_REWARD = "def length(completions, **kw):\n    return [len(c) / 10 for c in completions]\n"
 NAN_REWARD = "def nan_reward(completions, **kw):\n    return [float('nan')] * len(completions)\n"

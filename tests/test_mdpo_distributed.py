@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 import torch
+from tiny_setup import REPO_RECIPES, make_tiny_setup
 
 from rlvid.trainers.mdpo.pairs import read_pairs
-from rlvid.trainers.testing import REPO_RECIPES, make_tiny_setup
 
 # `rlvid train` as the CLI runs it, with MDPOTrainer.fit wrapped to save each rank's parameters per round
 SCRIPT = textwrap.dedent('''

@@ -13,6 +13,7 @@ import json
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rewards import sample_columns
 from rlvid.app.compose import mdpo_trainer
@@ -23,7 +24,6 @@ from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
 from rlvid.trainers.mdpo.pairs import read_pairs
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 MDPO_STEPS = 30
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.sample import Event, Sample
@@ -21,7 +22,6 @@ from rlvid.trainers.mdpo.pairs import (
     is_complete,
     read_pairs,
 )
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 # ---------------------------------------------------------------- the pairing rule
 

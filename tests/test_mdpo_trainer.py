@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.app.compose import mdpo_trainer
 from rlvid.config import load_recipe
@@ -15,7 +16,6 @@ from rlvid.data.sample import Sample
 from rlvid.trainers.mdpo.batch import pair_micro_batches, sequence_logps
 from rlvid.trainers.mdpo.pairs import Pair, model_key
 from rlvid.trainers.mdpo.trainer import REFERENCE_CACHE
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 TEXTS = [("<answer>1.0 to 3.0</answer>", "<answer>5.0 to 6.0</answer>"),
          ("<answer>2.5 to 4.0</answer>", "<answer>0.5 to 9.0</answer>"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
@@ -12,7 +13,6 @@ from rlvid.policy import Policy
 from rlvid.policy.encode import collate, encode_prompts
 from rlvid.policy.logprobs import completion_logprobs
 from rlvid.rollout import EngineNotAvailableError, HFRolloutEngine, SamplingParams, make_engine, strip_after_eos
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 
 @pytest.fixture(scope="module")

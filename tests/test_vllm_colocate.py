@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
@@ -18,7 +19,6 @@ from rlvid.rollout.vllm_colocate import VLLMColocateEngine
 from rlvid.rollout.vllm_fakes import FakeLLM, FakeSamplingParams, fake_vllm_module
 from rlvid.rollout.vllm_outputs import PromptMismatchError
 from rlvid.rollout.weight_names import WeightNameError, model_architecture, vllm_name
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 CACHE_RESETS = ["reset_prefix_cache", "reset_mm_cache", "reset_encoder_cache"]
 LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

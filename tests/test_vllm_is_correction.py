@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.algos import rollout_is
 from rlvid.app.compose import grpo_trainer
@@ -15,7 +16,6 @@ from rlvid.policy.encode import collate, encode_prompts
 from rlvid.policy.logprobs import completion_logprobs
 from rlvid.rollout.is_correction import rollout_logprob_rows
 from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 LENGTH_REWARD = "def length(completions, **kw):\n    return [len(c) / 10 for c in completions]\n"
 

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.model_inputs import VideoInputBuilder
@@ -25,7 +26,6 @@ from rlvid.rollout.vllm_requests import (
     sampling_kwargs,
     server_request,
 )
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 
 @pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl"])

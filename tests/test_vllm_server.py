@@ -7,6 +7,7 @@ import types
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
@@ -17,7 +18,6 @@ from rlvid.rollout.vllm_fakes import FakeVLLMClient, fake_vllm_module
 from rlvid.rollout.vllm_outputs import PromptMismatchError
 from rlvid.rollout.vllm_requests import LOGIT_SUPPRESS
 from rlvid.rollout.vllm_server import VLLMServerEngine, eos_token_ids
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 
 @pytest.fixture(scope="module")

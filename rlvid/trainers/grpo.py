@@ -2,7 +2,7 @@
 
 One step, as `GRPOTrainer.train_step` reads:
 
-    gen -> reward -> select (online selection hook) -> adv -> old -> ref -> update_actor -> sync
+    gen -> reward -> select -> adv -> encode -> old -> ref -> update_actor -> sync
 
 Each phase is one call inside a named timer (logged as time/<phase> every step). Groups stay whole
 on the process that generated them (prompts are sharded, never completions), so group

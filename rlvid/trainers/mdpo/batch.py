@@ -2,7 +2,7 @@
 
 A micro-batch of P pairs is ONE forward of 2P rows: the P chosen completions first, then the P
 rejected ones, each after its prompt with the video. Each distinct prompt of a step goes through
-the processor once (`encode_prompts`, the same path as GRPO) and its video is decoded once (the
+the processor once (`Policy.encode`, the same path as GRPO) and its video is decoded once (the
 builder's cache); its chosen and rejected rows reuse that encoding.
 
 Sequence log-prob = the sum over the completion's tokens of log pi(token) at temperature 1 (the

@@ -8,7 +8,7 @@ to process k mod world); each process samples with the rollout engine (`rollout.
 must be > 0), scores with the metric (`mdpo.metric`, else the recipe's `rewards`; a CoTasks turn
 with its sub-task scorer), forms pairs (`form_pairs`, `mdpo.min_gap`, `mdpo.pairs_per_prompt`),
 computes the reference log-probs of both outputs with the same model when
-`mdpo.reference: precomputed`, and appends them to its own files in DIR (`mdpo_pairs`). A restart
+`mdpo.reference: precomputed`, and appends them to its own files in DIR (`pairs.PairWriter`). A restart
 skips finished prompts; when every process is done the main one writes summary.json and the
 `complete` marker. Each generation batch is seeded from `trainer.seed` and its first prompt id, so a
 rerun with the same processes and batch size samples the same outputs.

@@ -6,7 +6,7 @@ paired by metric gap). One step, as `MDPOTrainer.train_step` reads:
     encode -> ref -> update_actor
 
 - encode: the step's pairs as micro-batches of 2P rows (P chosen, then P rejected), each distinct
-  prompt through the processor once with its video (`mdpo_batch`);
+  prompt through the processor once with its video (`rlvid.trainers.mdpo.batch`, on the `Policy`);
 - ref: the reference's sequence log-probs, stored with the pairs / computed once at start and
   cached (`mdpo.reference: precomputed`), or from a frozen reference model each step (`model`;
   with LoRA the adapter-free base model);
