@@ -195,7 +195,7 @@ def test_a_rerun_skips_finished_prompts_and_a_complete_folder(setup, tmp_path, s
     build_pairs(recipe, str(setup["model"]), tmp_path / "pairs", acc, tmp_path)
     assert len(scripted.sampled) == 10  # complete: nothing sampled again
     recipe.mdpo.min_gap = 0.3
-    with pytest.raises(ValueError, match=r"other settings \(min_gap: \[0.1\] there, \[0.3\] now\)"):
+    with pytest.raises(ValueError, match=r"other settings \(min_gap: 0.1 -> 0.3\)"):
         build_pairs(recipe, str(setup["model"]), tmp_path / "pairs", acc, tmp_path)
 
 
