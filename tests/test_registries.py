@@ -62,3 +62,14 @@ def test_hooks_load_from_files_like_every_plugin(tmp_path):
     assert resolve_hook("./hooks.py:count", tmp_path)(samples=[1, 2]) == {"n": 2}
     with pytest.raises(ValueError, match=r"evaluation hook './hooks.py:nope': .*has no function 'nope'"):
         resolve_hook("./hooks.py:nope", tmp_path)
+
+
+def test_a_plugin_dpo_loss_gets_beta_and_its_own_options(tmp_path):
+    from rlvid.algos import compute_dpo_loss
+
+    (tmp_path / "dpo.py").write_text("def hinge(h, margin, config):\n"
+                                     "    return (config['width'] - config['beta'] * h).clamp(min=0)\n")
+    zeros = torch.zeros(2)
+    loss, _ = compute_dpo_loss(torch.tensor([1.0, 3.0]), zeros, zeros, zeros, beta=0.5,
+                               loss=f"{tmp_path / 'dpo.py'}:hinge", loss_kwargs={"width": 1.0})
+    assert float(loss) == pytest.approx((0.5 + 0.0) / 2)  # h = 1 and 3: hinge 1 - 0.5 and 0

@@ -189,6 +189,7 @@ class MdpoConfig:
 
     beta: float = 0.1
     loss: str = "sigmoid"  # registered DPO loss (rlvid.algos.dpo_loss): sigmoid | ipo | a plugin
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)  # the DPO loss's own options, next to beta...
     label_smoothing: float = 0.0  # sigmoid only
     gap_weighting: Literal["none", "normalized", "raw"] = "none"  # per-pair weight from the metric gap
     margin_scale: float = 0.0  # margin = margin_scale * metric gap

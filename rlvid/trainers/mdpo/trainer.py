@@ -156,7 +156,7 @@ class MDPOTrainer(Trainer):
                 logps.chosen, logps.rejected, refs[i][0], refs[i][1], beta=cfg.beta, loss=cfg.loss,
                 label_smoothing=cfg.label_smoothing, metric_gap=gap, gap_weighting=cfg.gap_weighting,
                 gap_normalizer=self.mean_gap, margin_scale=cfg.margin_scale, sft_gamma=cfg.sft_gamma,
-                chosen_nll=logps.chosen_nll, normalizer=self.global_batch_size)
+                chosen_nll=logps.chosen_nll, normalizer=self.global_batch_size, loss_kwargs=dict(cfg.loss_kwargs))
             metrics = {k: float(v) for k, v in m.items()}
             metrics.update({"loss": float(loss.detach()) * world, "loss/dpo": metrics["loss/dpo"] * world,
                             "loss/sft": metrics["loss/sft"] * world,
