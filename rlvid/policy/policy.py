@@ -104,7 +104,8 @@ class Policy:
     def batch(self, prompts: list[EncodedPrompt], completion_ids: list[list[int]], *,
               shared_prefix: bool | None = None) -> SequenceBatch:
         """Rows prompts[i] + completion_ids[i]; `shared_prefix` (default: the policy's setting) adds the
-        shared-prefix layout, used where a prompt has several completions in the batch."""
+        shared-prefix layout, in which rows holding the same `EncodedPrompt` object (a prompt's G completions)
+        share one prompt forward."""
         pad = self.tokenizer.pad_token_id
         inputs, mask = collate(prompts, completion_ids, pad)
         use_prefix = self.shared_prefix if shared_prefix is None else shared_prefix
