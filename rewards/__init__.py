@@ -23,6 +23,7 @@ from rewards.registry import (
     RewardSpec,
     available_rewards,
     build_reward,
+    parse_reward_spec,
     register_reward,
     resolve_reward,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "parse_intervals",
     "parse_number",
     "parse_option",
+    "parse_reward_spec",
     "register_reward",
     "resolve_reward",
     "sample_columns",

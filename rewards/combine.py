@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rewards.errors import NonFiniteRewardError, RewardError
-from rewards.registry import BoundReward, RewardSpec, build_reward
+from rewards.registry import BoundReward, RewardSpec, build_reward, parse_reward_spec
 
 logger = logging.getLogger("rlvid.rewards")
 ON_ERROR = ("raise", "zero")
@@ -221,7 +221,7 @@ def compose_rewards(
     seen: dict[str, int] = {}
     for raw in specs:
         reward = build_reward(raw, base_dir)
-        labelled = not callable(raw) and RewardSpec.from_config(raw).label is not None
+        labelled = not callable(raw) and parse_reward_spec(raw).label is not None
         if not labelled and reward.label in seen:
             seen[reward.label] += 1
             reward.label = f"{reward.label}_{seen[reward.label]}"

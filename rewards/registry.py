@@ -15,7 +15,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from rewards.builtins import BUILTINS
 from rewards.errors import RewardError
+from rlvid.config.schema import RewardSpec
 from rlvid.plugins import PluginError, entry_point_names, is_import_path, load_entry_point, load_import_path
 
 ENTRY_POINT_GROUP = "rlvid.rewards"
@@ -85,48 +86,32 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-@dataclass(frozen=True)
-class RewardSpec:
-    """One reward of a recipe: `{name, weight, kwargs}` (+ optional `label`, the key it is logged
-    under; default: the builtin name or the function name)."""
-
-    name: str
-    weight: float = 1.0
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    label: str | None = None
-
-    @classmethod
-    def from_config(cls, raw: Any) -> RewardSpec:
-        """From a recipe entry: a mapping (or OmegaConf node, or the recipe schema's dataclass) with
-        keys name, weight, kwargs, label; or just a name."""
-        if isinstance(raw, RewardSpec):
-            return raw
-        if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
-            raw = {f.name: getattr(raw, f.name) for f in dataclasses.fields(raw)}
-        raw = _plain(raw)
-        if isinstance(raw, str):
-            return cls(raw)
-        if not isinstance(raw, Mapping):
-            raise RewardError(str(raw), f"a reward entry must be a mapping with keys {list(SPEC_KEYS)}")
-        name = raw.get("name")
-        unknown = sorted(set(raw) - set(SPEC_KEYS))
-        if unknown:
-            raise RewardError(str(name), f"unknown key(s) {unknown} in reward entry; allowed: {list(SPEC_KEYS)}")
-        if not isinstance(name, str) or not name:
-            raise RewardError(str(name), "a reward entry needs a 'name'")
-        weight = raw.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-            raise RewardError(name, f"'weight' must be a finite number, got {weight!r}")
-        kwargs = _plain(raw.get("kwargs") or {})
-        if not isinstance(kwargs, Mapping):
-            raise RewardError(name, f"'kwargs' must be a mapping, got {type(kwargs).__name__}")
-        label = raw.get("label")
-        if label is not None and (not isinstance(label, str) or not label):
-            raise RewardError(name, f"'label' must be a non-empty string, got {label!r}")
-        return cls(name, float(weight), dict(kwargs), label)
-
-    def default_label(self) -> str:
-        return self.label or self.name.rpartition(":")[2]
+def parse_reward_spec(raw: Any) -> RewardSpec:
+    """A recipe entry as a `RewardSpec`: a mapping (or OmegaConf node, or the schema's dataclass) with keys
+    name, weight, kwargs, label; or just a name. Bad entries raise `RewardError` naming the reward."""
+    if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
+        raw = {f.name: getattr(raw, f.name) for f in dataclasses.fields(raw)}
+    raw = _plain(raw)
+    if isinstance(raw, str):
+        return RewardSpec(raw)
+    if not isinstance(raw, Mapping):
+        raise RewardError(str(raw), f"a reward entry must be a mapping with keys {list(SPEC_KEYS)}")
+    name = raw.get("name")
+    unknown = sorted(set(raw) - set(SPEC_KEYS))
+    if unknown:
+        raise RewardError(str(name), f"unknown key(s) {unknown} in reward entry; allowed: {list(SPEC_KEYS)}")
+    if not isinstance(name, str) or not name:
+        raise RewardError(str(name), "a reward entry needs a 'name'")
+    weight = raw.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        raise RewardError(name, f"'weight' must be a finite number, got {weight!r}")
+    kwargs = _plain(raw.get("kwargs") or {})
+    if not isinstance(kwargs, Mapping):
+        raise RewardError(name, f"'kwargs' must be a mapping, got {type(kwargs).__name__}")
+    label = raw.get("label")
+    if label is not None and (not isinstance(label, str) or not label):
+        raise RewardError(name, f"'label' must be a non-empty string, got {label!r}")
+    return RewardSpec(name, float(weight), dict(kwargs), label)
 
 
 @dataclass
@@ -162,7 +147,7 @@ def build_reward(spec: RewardSpec | Mapping[str, Any] | str | RewardFn, base_dir
     taken as it is (weight 1, labelled with its name): how Python code hands rewards to a trainer."""
     if callable(spec) and not isinstance(spec, (str, RewardSpec)):
         return bind_reward(RewardSpec(getattr(spec, "__name__", "reward")), spec)
-    spec = RewardSpec.from_config(spec)
+    spec = parse_reward_spec(spec)
     return bind_reward(spec, resolve_reward(spec.name, base_dir))
 
 

@@ -73,3 +73,13 @@ def test_a_plugin_dpo_loss_gets_beta_and_its_own_options(tmp_path):
     loss, _ = compute_dpo_loss(torch.tensor([1.0, 3.0]), zeros, zeros, zeros, beta=0.5,
                                loss=f"{tmp_path / 'dpo.py'}:hinge", loss_kwargs={"width": 1.0})
     assert float(loss) == pytest.approx((0.5 + 0.0) / 2)  # h = 1 and 3: hinge 1 - 0.5 and 0
+
+
+def test_a_recipe_reward_may_carry_a_label(tmp_path):
+    from rewards import compose_rewards
+
+    path = tmp_path / "r.yaml"
+    path.write_text("rewards:\n  functions:\n    - {name: format, label: shape, weight: 0.5}\n")
+    reward_set = compose_rewards(load_recipe(path).rewards.functions)
+    assert reward_set.labels == ["shape"]
+    assert "rewards/shape" in reward_set(["<answer>x</answer>"], task=["mcq"]).metrics()

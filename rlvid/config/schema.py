@@ -213,9 +213,16 @@ class MdpoConfig:
 
 @dataclass
 class RewardSpec:
+    """One reward of a recipe (the one spec class: `rewards` builds from it, `rewards.parse_reward_spec`
+    reads it from a mapping or a name)."""
+
     name: str = MISSING  # builtin name, package.module:function or ./file.py:function
     weight: float = 1.0
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the reward function
+    label: str | None = None  # the key it is logged under; default: the builtin or function name
+
+    def default_label(self) -> str:
+        return self.label or self.name.rpartition(":")[2]
 
 
 @dataclass
