@@ -15,7 +15,6 @@ A strategy that declares a `base_dir` parameter is given that folder (so it can 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -24,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from data_selection.stats import SampleStats
-from rewards.errors import RewardError
-from rewards.registry import load_plugin_file  # the same file loader as reward and hook plugins
 from rlvid.algos.registry import Registry
+from rlvid.plugins import PluginError
 
 StrategyFn = Callable[..., Sequence[str] | Mapping[str, float]]
-STRATEGIES: Registry[StrategyFn] = Registry("selection strategy")
+STRATEGIES: Registry[StrategyFn] = Registry("selection strategy", entry_point_group="rlvid.selection_strategies")
 
 
 class SelectionError(ValueError):
@@ -50,23 +48,12 @@ class Selection:
 
 
 def resolve_strategy(name: str, base_dir: str | Path | None = None) -> StrategyFn:
-    """A registered strategy, or `pkg.mod:fn` / `./file.py:fn` (loaded like reward plugins)."""
-    if ":" not in name:
-        return STRATEGIES.get(name)
-    target, _, attr = name.rpartition(":")
+    """A registered strategy, `pkg.mod:fn` / `./file.py:fn`, or an entry point of group
+    `rlvid.selection_strategies` (`rlvid.plugins`)."""
     try:
-        if target.endswith(".py") or "/" in target:
-            module = load_plugin_file(target, base_dir, name)
-        else:
-            module = importlib.import_module(target)
-    except RewardError as e:  # the loader's messages start "reward '<name>': "
-        raise SelectionError(f"selection strategy {name!r}: {str(e).split(': ', 1)[-1]}") from e
-    except ImportError as e:
-        raise SelectionError(f"selection strategy {name!r}: cannot import module {target!r}: {e}") from e
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise SelectionError(f"selection strategy {name!r}: {target} has no function {attr!r}")
-    return fn
+        return STRATEGIES.get(name, base_dir)
+    except PluginError as e:
+        raise SelectionError(str(e)) from e
 
 
 def apply_strategy(stats: Sequence[SampleStats], name: str, kwargs: Mapping[str, Any] | None = None,

@@ -10,7 +10,7 @@ from rewards.builtins import BUILTINS
 from rewards.captions import CaptionScorer, get_caption_scorer
 from rewards.combine import ON_ERROR, RewardOutput, RewardSet, compose_rewards
 from rewards.dense_caption import dense_caption_reward
-from rewards.errors import RewardError
+from rewards.errors import NonFiniteRewardError, RewardError
 from rewards.events import as_events, parse_events
 from rewards.format import format_reward
 from rewards.grounded_qa import grounded_qa_reward
@@ -23,9 +23,11 @@ from rewards.registry import (
     RewardSpec,
     available_rewards,
     build_reward,
+    parse_reward_spec,
     register_reward,
     resolve_reward,
 )
+from rewards.scoring import SAMPLE_COLUMNS, sample_columns, score
 from rewards.soda import soda_c
 from rewards.temporal_iou import temporal_iou_reward
 
@@ -33,8 +35,10 @@ __all__ = [
     "BUILTINS",
     "ENTRY_POINT_GROUP",
     "ON_ERROR",
+    "SAMPLE_COLUMNS",
     "BoundReward",
     "CaptionScorer",
+    "NonFiniteRewardError",
     "RewardError",
     "RewardOutput",
     "RewardSet",
@@ -59,8 +63,11 @@ __all__ = [
     "parse_intervals",
     "parse_number",
     "parse_option",
+    "parse_reward_spec",
     "register_reward",
     "resolve_reward",
+    "sample_columns",
+    "score",
     "score_answer",
     "soda_c",
     "temporal_iou_reward",

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewards.errors import RewardError
-from rewards.registry import BoundReward, RewardSpec, build_reward
+from rewards.errors import NonFiniteRewardError, RewardError
+from rewards.registry import BoundReward, RewardSpec, build_reward, parse_reward_spec
 
 logger = logging.getLogger("rlvid.rewards")
 ON_ERROR = ("raise", "zero")
@@ -35,7 +35,11 @@ _SHOWN_CHARS = 200
 
 
 class _ScoreFailure(Exception):
-    """A per-sample failure (exception or non-finite score) that on_error="zero" may absorb."""
+    """A non-finite score, which on_error="zero" may absorb; `detail` says which."""
+
+    def __init__(self, label: str, detail: str):
+        super().__init__(f"reward {label!r}: {detail}")
+        self.detail = detail
 
 
 @dataclass
@@ -88,7 +92,7 @@ def _check_values(label: str, values: Any, n: int) -> list[float | None]:
         else:
             raise RewardError(label, f"returned a {type(v).__name__} at index {i}; expected float or None")
         if v - v != 0.0:
-            raise _ScoreFailure(f"reward {label!r}: score {v} at index {i} is not finite")
+            raise _ScoreFailure(label, f"score {v} at index {i} is not finite")
         out.append(v)
     return out
 
@@ -144,7 +148,7 @@ class RewardSet:
         except Exception as e:
             if self.on_error == "raise":
                 if isinstance(e, _ScoreFailure):
-                    raise RewardError(reward.label, str(e).split(": ", 1)[-1]) from None
+                    raise NonFiniteRewardError(reward.label, e.detail) from None
                 raise RewardError(reward.label, f"raised {type(e).__name__}: {e}") from e
         # on_error == "zero": find the failing samples one by one.
         per_sample: list[dict[str, list[float | None]] | None] = []
@@ -204,11 +208,11 @@ def _sum_present(values: Iterable[float | None]) -> float | None:
 
 
 def compose_rewards(
-    specs: Iterable[RewardSpec | Mapping[str, Any] | str],
+    specs: Iterable[RewardSpec | Mapping[str, Any] | str | Callable[..., Any]],
     on_error: str = "raise",
     base_dir: str | Path | None = None,
 ) -> RewardSet:
-    """Build a `RewardSet` from recipe entries `{name, weight, kwargs[, label]}`.
+    """Build a `RewardSet` from recipe entries `{name, weight, kwargs[, label]}` (or plain reward callables).
 
     `base_dir` is where relative `./file.py:function` paths are looked up first (the recipe's
     folder). Labels default to the reward's name; a repeated name gets `_2`, `_3`, ... appended.
@@ -216,9 +220,9 @@ def compose_rewards(
     built: list[BoundReward] = []
     seen: dict[str, int] = {}
     for raw in specs:
-        spec = RewardSpec.from_config(raw)
-        reward = build_reward(spec, base_dir)
-        if spec.label is None and reward.label in seen:
+        reward = build_reward(raw, base_dir)
+        labelled = not callable(raw) and parse_reward_spec(raw).label is not None
+        if not labelled and reward.label in seen:
             seen[reward.label] += 1
             reward.label = f"{reward.label}_{seen[reward.label]}"
         seen.setdefault(reward.label, 1)

@@ -9,3 +9,7 @@ class RewardError(ValueError):
     def __init__(self, reward: str, message: str):
         super().__init__(f"reward {reward!r}: {message}")
         self.reward = reward
+
+
+class NonFiniteRewardError(RewardError):
+    """A reward returned NaN or inf (the trainers skip or stop the step on it, `trainer.on_nan`)."""

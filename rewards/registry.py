@@ -2,9 +2,8 @@
 
 A name is one of:
 - a builtin (`format`, `accuracy`, ...) or a name registered in-process with `@register_reward`;
-- `package.module:function`, imported;
-- `./path/file.py:function` (any name whose module part ends in `.py` or contains a `/`), loaded
-  from the file, a relative path being looked up from the recipe's folder, then the working folder;
+- `package.module:function` or `./path/file.py:function`, loaded by `rlvid.plugins` (a relative
+  path is looked up from the recipe's folder, then the working folder);
 - a name published by an installed package in the entry-point group `rlvid.rewards`.
 Every failure is a `RewardError` naming the reward.
 """
@@ -13,15 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import importlib
-import importlib.metadata
-import importlib.util
 import inspect
 import math
-import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +23,8 @@ from omegaconf import OmegaConf
 
 from rewards.builtins import BUILTINS
 from rewards.errors import RewardError
+from rlvid.config.schema import RewardSpec
+from rlvid.plugins import PluginError, entry_point_names, is_import_path, load_entry_point, load_import_path
 
 ENTRY_POINT_GROUP = "rlvid.rewards"
 SPEC_KEYS = ("name", "weight", "kwargs", "label")
@@ -50,84 +46,36 @@ def register_reward(name: str | None = None, *, overwrite: bool = False) -> Call
     return deco
 
 
-def _entry_points(name: str | None = None) -> list[importlib.metadata.EntryPoint]:
-    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return [ep for ep in eps if name is None or ep.name == name]
-
-
 def available_rewards() -> dict[str, str]:
     """Every reward a recipe can name without an import path, with where it comes from."""
     out = {n: "builtin" for n in BUILTINS}
     out.update({n: "registered" for n in _REGISTERED})
-    for ep in _entry_points():
-        out.setdefault(ep.name, f"entry point {ep.value}")
+    for name, value in entry_point_names(ENTRY_POINT_GROUP).items():
+        out.setdefault(name, f"entry point {value}")
     return out
-
-
-def load_plugin_file(path_part: str, base_dir: str | Path | None, name: str) -> Any:
-    """Import `./file.py` (relative to `base_dir`, then the working directory) as a module; shared by
-    reward, hook and selection-strategy plugins."""
-    raw = Path(path_part).expanduser()
-    candidates = [raw] if raw.is_absolute() else [Path(base_dir) / raw] if base_dir else []
-    if not raw.is_absolute():
-        candidates.append(Path.cwd() / raw)
-    path = next((c.resolve() for c in candidates if c.is_file()), None)
-    if path is None:
-        raise RewardError(name, f"file not found; looked at {[str(c) for c in candidates]}")
-    mod_name = f"rlvid_reward_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    if spec is None or spec.loader is None:
-        raise RewardError(name, f"cannot load {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[mod_name]
-        raise RewardError(name, f"importing {path} failed: {type(e).__name__}: {e}") from e
-    return module
 
 
 def resolve_reward(name: str, base_dir: str | Path | None = None) -> RewardFn:
     """The callable a reward name refers to (see the module docstring for the forms)."""
     if not isinstance(name, str) or not name:
         raise RewardError(str(name), "a reward name must be a non-empty string")
-    if ":" in name:
-        target, _, attr = name.rpartition(":")
-        if not target or not attr:
-            raise RewardError(name, "expected 'package.module:function' or './file.py:function'")
-        if target.endswith(".py") or "/" in target or "\\" in target:
-            module = load_plugin_file(target, base_dir, name)
-        else:
-            try:
-                module = importlib.import_module(target)
-            except ImportError as e:
-                raise RewardError(name, f"cannot import module {target!r}: {e}") from e
-        fn = getattr(module, attr, None)
-        if fn is None:
-            public = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
-            raise RewardError(name, f"{target} has no function {attr!r} (it defines: {public})")
-    elif name in _REGISTERED:
-        fn = _REGISTERED[name]
-    elif name in BUILTINS:
-        fn = BUILTINS[name]
-    else:
-        eps = _entry_points(name)
-        if not eps:
-            raise RewardError(
-                name,
-                f"unknown reward; builtins: {sorted(BUILTINS)}, registered: {sorted(_REGISTERED)}, "
-                f"entry points ({ENTRY_POINT_GROUP}): {sorted({ep.name for ep in _entry_points()})}; "
-                "or give 'package.module:function' or './file.py:function'",
-            )
-        if len({ep.value for ep in eps}) > 1:
-            raise RewardError(name, f"several installed packages publish it: {[ep.value for ep in eps]}")
-        try:
-            fn = eps[0].load()
-        except Exception as e:
-            raise RewardError(name, f"loading entry point {eps[0].value!r} failed: {type(e).__name__}: {e}") from e
+    try:
+        if is_import_path(name):
+            return load_import_path(name, base_dir, "reward")
+        if name in _REGISTERED:
+            return _REGISTERED[name]
+        if name in BUILTINS:
+            return BUILTINS[name]
+        fn = load_entry_point(ENTRY_POINT_GROUP, name, "reward")
+    except PluginError as e:
+        raise RewardError(name, e.detail) from e
+    if fn is None:
+        raise RewardError(
+            name,
+            f"unknown reward; builtins: {sorted(BUILTINS)}, registered: {sorted(_REGISTERED)}, "
+            f"entry points ({ENTRY_POINT_GROUP}): {sorted(entry_point_names(ENTRY_POINT_GROUP))}; "
+            "or give 'package.module:function' or './file.py:function'",
+        )
     if not callable(fn):
         raise RewardError(name, f"resolves to a {type(fn).__name__}, which is not callable")
     return fn
@@ -138,48 +86,32 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-@dataclass(frozen=True)
-class RewardSpec:
-    """One reward of a recipe: `{name, weight, kwargs}` (+ optional `label`, the key it is logged
-    under; default: the builtin name or the function name)."""
-
-    name: str
-    weight: float = 1.0
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    label: str | None = None
-
-    @classmethod
-    def from_config(cls, raw: Any) -> RewardSpec:
-        """From a recipe entry: a mapping (or OmegaConf node, or the recipe schema's dataclass) with
-        keys name, weight, kwargs, label; or just a name."""
-        if isinstance(raw, RewardSpec):
-            return raw
-        if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
-            raw = {f.name: getattr(raw, f.name) for f in dataclasses.fields(raw)}
-        raw = _plain(raw)
-        if isinstance(raw, str):
-            return cls(raw)
-        if not isinstance(raw, Mapping):
-            raise RewardError(str(raw), f"a reward entry must be a mapping with keys {list(SPEC_KEYS)}")
-        name = raw.get("name")
-        unknown = sorted(set(raw) - set(SPEC_KEYS))
-        if unknown:
-            raise RewardError(str(name), f"unknown key(s) {unknown} in reward entry; allowed: {list(SPEC_KEYS)}")
-        if not isinstance(name, str) or not name:
-            raise RewardError(str(name), "a reward entry needs a 'name'")
-        weight = raw.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-            raise RewardError(name, f"'weight' must be a finite number, got {weight!r}")
-        kwargs = _plain(raw.get("kwargs") or {})
-        if not isinstance(kwargs, Mapping):
-            raise RewardError(name, f"'kwargs' must be a mapping, got {type(kwargs).__name__}")
-        label = raw.get("label")
-        if label is not None and (not isinstance(label, str) or not label):
-            raise RewardError(name, f"'label' must be a non-empty string, got {label!r}")
-        return cls(name, float(weight), dict(kwargs), label)
-
-    def default_label(self) -> str:
-        return self.label or self.name.rpartition(":")[2]
+def parse_reward_spec(raw: Any) -> RewardSpec:
+    """A recipe entry as a `RewardSpec`: a mapping (or OmegaConf node, or the schema's dataclass) with keys
+    name, weight, kwargs, label; or just a name. Bad entries raise `RewardError` naming the reward."""
+    if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
+        raw = {f.name: getattr(raw, f.name) for f in dataclasses.fields(raw)}
+    raw = _plain(raw)
+    if isinstance(raw, str):
+        return RewardSpec(raw)
+    if not isinstance(raw, Mapping):
+        raise RewardError(str(raw), f"a reward entry must be a mapping with keys {list(SPEC_KEYS)}")
+    name = raw.get("name")
+    unknown = sorted(set(raw) - set(SPEC_KEYS))
+    if unknown:
+        raise RewardError(str(name), f"unknown key(s) {unknown} in reward entry; allowed: {list(SPEC_KEYS)}")
+    if not isinstance(name, str) or not name:
+        raise RewardError(str(name), "a reward entry needs a 'name'")
+    weight = raw.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        raise RewardError(name, f"'weight' must be a finite number, got {weight!r}")
+    kwargs = _plain(raw.get("kwargs") or {})
+    if not isinstance(kwargs, Mapping):
+        raise RewardError(name, f"'kwargs' must be a mapping, got {type(kwargs).__name__}")
+    label = raw.get("label")
+    if label is not None and (not isinstance(label, str) or not label):
+        raise RewardError(name, f"'label' must be a non-empty string, got {label!r}")
+    return RewardSpec(name, float(weight), dict(kwargs), label)
 
 
 @dataclass
@@ -209,11 +141,19 @@ def _signature(fn: RewardFn) -> inspect.Signature | None:
         return None
 
 
-def build_reward(spec: RewardSpec | Mapping[str, Any] | str, base_dir: str | Path | None = None) -> BoundReward:
-    """Resolve a spec's reward, check its options against the function, and bind them."""
-    spec = RewardSpec.from_config(spec)
+def build_reward(spec: RewardSpec | Mapping[str, Any] | str | RewardFn, base_dir: str | Path | None = None
+                 ) -> BoundReward:
+    """Resolve a spec's reward, check its options against the function, and bind them. A plain callable is
+    taken as it is (weight 1, labelled with its name): how Python code hands rewards to a trainer."""
+    if callable(spec) and not isinstance(spec, (str, RewardSpec)):
+        return bind_reward(RewardSpec(getattr(spec, "__name__", "reward")), spec)
+    spec = parse_reward_spec(spec)
+    return bind_reward(spec, resolve_reward(spec.name, base_dir))
+
+
+def bind_reward(spec: RewardSpec, fn: RewardFn) -> BoundReward:
+    """Check `spec`'s options against `fn`'s signature and bind them."""
     label = spec.default_label()
-    fn = resolve_reward(spec.name, base_dir)
     ours = fn in BUILTINS.values() or fn in _REGISTERED.values()
     sig = _signature(fn)
     accepts: frozenset[str] | None = None

@@ -1,4 +1,5 @@
-"""`rlvid` command line: one subcommand per job; each delegates to the module that owns it."""
+"""`rlvid` command line: one subcommand per job; each delegates to the module that owns it (rlvid.app, for
+the commands that train, evaluate or select; imports stay lazy so `rlvid --help` is fast)."""
 
 from __future__ import annotations
 
@@ -33,16 +34,24 @@ def _make_synthetic_data(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from rlvid.eval.cli_eval import run_eval
+    from rlvid.app.eval import run_eval
 
     return run_eval(args.recipe, checkpoint=args.checkpoint, overrides=args.overrides, split=args.split,
                     out=args.out)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rlvid.trainers.train_cli import run_sft, run_train
+    from rlvid.app.train import run_sft, run_train
 
     (run_sft if args.command == "sft" else run_train)(args.recipe, args.overrides)
+    return 0
+
+
+def _mdpo_pairs(args: argparse.Namespace) -> int:
+    from rlvid.app.mdpo import run_mdpo_pairs
+
+    out = run_mdpo_pairs(args.recipe, args.overrides, n=args.n, out=args.out, model=args.model)
+    print(f"wrote M-DPO pairs to {out}")
     return 0
 
 
@@ -97,13 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots)")
     p.set_defaults(func=_plot)
 
-    from rlvid.trainers.mdpo_cli import add_mdpo_pairs_arguments, mdpo_pairs_command
-
     p = sub.add_parser("mdpo-pairs", help="sample n outputs per prompt, score them with the metric, write M-DPO pairs")
-    add_mdpo_pairs_arguments(p)
-    p.set_defaults(func=mdpo_pairs_command)
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. mdpo.min_gap=0.1")
+    p.add_argument("--n", type=int, default=None, help="outputs sampled per prompt (default: mdpo.num_samples)")
+    p.add_argument("--out", default=None, help="pair folder (default: OUTPUT_DIR/pairs); a rerun resumes it")
+    p.add_argument("--model", default=None, help="model that samples and gives reference log-probs "
+                                                 "(default: model.path)")
+    p.set_defaults(func=_mdpo_pairs)
 
-    from data_selection.cli import add_select_arguments, run_select
+    from rlvid.app.select import add_select_arguments, run_select
 
     p = sub.add_parser("select", help="score k rollouts per training sample and keep the informative ones")
     add_select_arguments(p)

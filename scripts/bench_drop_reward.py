@@ -19,21 +19,24 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from rewards import compose_rewards
+from rewards import compose_rewards, sample_columns
+from rlvid.app.train import run_train
 from rlvid.config import load_recipe
 from rlvid.data.loaders import load_jsonl
 from rlvid.data.recipe_data import make_input_builder
 from rlvid.eval.predict import predict
 from rlvid.models.loading import load_policy, load_processor
-from rlvid.trainers.hooks import reward_columns
-from rlvid.trainers.testing import make_grounding_setup, write_recipe
-from rlvid.trainers.train_cli import run_train
+from rlvid.policy import Policy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+from tiny_setup import make_grounding_setup, write_recipe  # noqa: E402
 
 REWARD = "eval/rewards/total"
 ARMS = {"none": "none", "token": "token", "patch": "patch"}
@@ -55,9 +58,9 @@ def per_clip_rewards(recipe_path: Path, model_path: str, samples) -> list[float]
     recipe = load_recipe(recipe_path)
     model = load_policy(recipe.model, model_path)
     builder = make_input_builder(recipe, load_processor(model_path))
-    completions = predict(model, builder, samples, batch_size=8, max_new_tokens=recipe.rollout.max_new_tokens)
+    completions = predict(Policy(model, builder), samples, batch_size=8, max_new_tokens=recipe.rollout.max_new_tokens)
     reward_set = compose_rewards(recipe.rewards.functions, base_dir=recipe_path.parent)
-    return list(reward_set(completions, **reward_columns(samples)).total)
+    return list(reward_set(completions, **sample_columns(samples)).total)
 
 
 def main() -> None:

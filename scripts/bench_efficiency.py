@@ -22,17 +22,21 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.models.tiny import make_tiny_model
+from rlvid.timing import PhaseTimer
 from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.testing import write_recipe
-from rlvid.trainers.timing import PhaseTimer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+from tiny_setup import write_recipe  # noqa: E402
 
 CONFIGS = {
     "off": {"trainer": {"reuse_vision": False, "shared_prefix": False}, "drop": "none"},
@@ -73,7 +77,7 @@ def make_trainers(root: Path, model: Path, data: Path, frames: int, names: list[
         setup = {"model": model, "data": data}
         path = write_recipe(root / f"{name}-{frames}.yaml", setup, root / f"run-{name}-{frames}",
                             _merge(overrides, extra or {}))
-        trainer = GRPOTrainer(load_recipe(path), root)
+        trainer = grpo_trainer(load_recipe(path), root)
         if CLOCK["cpu"]:
             trainer.timer = PhaseTimer(clock=time.process_time)
         trainers[name] = trainer
@@ -146,7 +150,7 @@ ARMS = {"none": ("none", False), "patch": ("patch", False), "none_stream": ("non
 
 def bench_reward(args, root: Path, data: Path) -> None:
     """Held-out reward after SFT warm start + GRPO, per arm (token drop / streaming) and seed, same data."""
-    from rlvid.trainers.train_cli import run_train
+    from rlvid.app.train import run_train
 
     model = make_tiny_model(root / f"model-{args.arch}-tiny", arch=args.arch, preset="tiny")
     results: dict[str, list[tuple]] = {arm: [] for arm in args.arms}

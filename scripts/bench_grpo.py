@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.models.tiny import make_tiny_model
-from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+from tiny_setup import make_tiny_setup, write_recipe  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +38,7 @@ def main() -> None:
     recipe = write_recipe(root / "r.yaml", setup, root / "run", {
         "data": {"video": video}, "rollout": {"num_generations": 8, "max_new_tokens": args.max_new_tokens},
         "trainer": {"max_steps": args.steps, "global_prompts_per_step": 2, "micro_batch_size_per_device": 8}})
-    GRPOTrainer(load_recipe(recipe), root).fit()
+    grpo_trainer(load_recipe(recipe), root).fit()
     rows = [json.loads(line) for line in open(root / "run" / "metrics.jsonl") if '"time/step"' in line][1:]
     phases = sorted(k for k in rows[0] if k.startswith("time/"))
     med = {k: statistics.median(r[k] for r in rows) for k in phases}

@@ -50,7 +50,8 @@ def setup(args):
     from rlvid.data.recipe_data import load_split, make_input_builder
     from rlvid.models.loading import load_processor
     from rlvid.rollout import SamplingParams
-    from rlvid.trainers.testing import make_tiny_setup
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+    from tiny_setup import make_tiny_setup
 
     root = Path(args.cache)
     tiny = make_tiny_setup(root / "tiny", n=max(40, 2 * args.prompts + 8))
@@ -71,6 +72,7 @@ def run_mode(args) -> dict:
     import torch
 
     from rlvid.models.loading import load_policy
+    from rlvid.policy import Policy
     from rlvid.rollout import make_engine
 
     recipe, processor, builder, samples, sampling = setup(args)
@@ -80,9 +82,7 @@ def run_mode(args) -> dict:
         generate = alone_generator(recipe, builder, samples, sampling, args.G)
     else:
         model = load_policy(recipe.model, device="cuda").eval()
-        engine = make_engine(recipe, model, processor, builder)
-        if hasattr(engine, "shared_prefill"):  # as GRPOTrainer sets it
-            engine.shared_prefill = getattr(recipe.trainer, "shared_prefix", False)
+        engine = make_engine(recipe, Policy(model, builder, shared_prefix=recipe.trainer.shared_prefix))
         generate = lambda batch: engine.generate(batch, args.G, sampling)  # noqa: E731
     generate(samples[:2])  # warm-up (and, colocated, the first full weight push)
     out, seconds = timed(lambda: generate(samples))

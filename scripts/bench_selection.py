@@ -21,16 +21,19 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from data_selection.cli import select_from_recipe, select_from_stats
+from rlvid.app.select import select_from_recipe, select_from_stats
+from rlvid.app.train import run_train
 from rlvid.data.loaders import load_jsonl, write_jsonl
-from rlvid.trainers.testing import GROUNDING_VIDEO, make_grounding_setup, write_recipe
-from rlvid.trainers.train_cli import run_train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
+from tiny_setup import GROUNDING_VIDEO, make_grounding_setup, write_recipe  # noqa: E402
 
 REWARD, MIOU = "eval/rewards/total", "eval/temporal_grounding/mIoU"
 

@@ -22,6 +22,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))  # tiny_setup: the recipe writer the tests use
 
 from gpu_estimates import StepShape, peak_flops, step_flops  # noqa: E402
 
@@ -93,9 +94,10 @@ def make_trainer(s: dict, work: Path, name: str, role: str, trainer: dict, model
 
     `accelerator`: None = the trainer's own (what `rlvid train` does), or a function recipe -> Accelerator.
     """
+    from tiny_setup import write_recipe
+
+    from rlvid.app.compose import grpo_trainer
     from rlvid.config import load_recipe
-    from rlvid.trainers.grpo import GRPOTrainer
-    from rlvid.trainers.testing import write_recipe
 
     overrides = {
         "model": {"dtype": s["dtype"], "gradient_checkpointing": True, **(model or {})},
@@ -111,7 +113,7 @@ def make_trainer(s: dict, work: Path, name: str, role: str, trainer: dict, model
     setup = {"model": model_dir(work, role), "data": work / "data"}
     path = write_recipe(work / f"{name}.yaml", setup, work / f"run-{name}", overrides)
     recipe = load_recipe(path)
-    return GRPOTrainer(recipe, work, accelerator=accelerator(recipe) if accelerator else None)
+    return grpo_trainer(recipe, work, accelerator=accelerator(recipe) if accelerator else None)
 
 
 def deepspeed_accelerator(s: dict, workarounds: list[str]):

@@ -6,11 +6,11 @@ import pytest
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
+from tiny_setup import make_tiny_setup, write_recipe
 
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.trainers.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 CRASH_HOOK = '''
 def crash(step, **_):
@@ -28,19 +28,19 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     setup = make_tiny_setup(tmp_path)
     common = {"trainer": {"max_steps": 4, "save_steps": 2, "save_total_limit": 0}}
     whole = write_recipe(tmp_path / "whole.yaml", setup, tmp_path / "whole", common)
-    GRPOTrainer(load_recipe(whole), tmp_path).fit()
+    grpo_trainer(load_recipe(whole), tmp_path).fit()
 
     (tmp_path / "crash.py").write_text(CRASH_HOOK)
     killed = write_recipe(tmp_path / "killed.yaml", setup, tmp_path / "killed",
                           dict(common, hooks=[{"name": "./crash.py:crash", "every_n_steps": 1}]))
     with pytest.raises(KeyboardInterrupt):
-        GRPOTrainer(load_recipe(killed), tmp_path).fit()
+        grpo_trainer(load_recipe(killed), tmp_path).fit()
     assert latest_checkpoint(tmp_path / "killed").name == "step-000002"
     assert not (tmp_path / "killed" / "final").exists()
 
     resumed = write_recipe(tmp_path / "resumed.yaml", setup, tmp_path / "killed",
                            dict(common, trainer=dict(common["trainer"], resume="auto")))
-    trainer = GRPOTrainer(load_recipe(resumed), tmp_path)
+    trainer = grpo_trainer(load_recipe(resumed), tmp_path)
     trainer.fit()
     assert trainer.step == 4
     a, b = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "killed")

@@ -106,7 +106,8 @@ def test_mistyped_value_names_key_expected_type_and_value(tmp_path, yaml_text, e
 def test_bad_choice_lists_the_allowed_values(tmp_path):
     path = write(tmp_path / "r.yaml", "trainer:\n  loss_agg: dapoo\n")
     assert error_of(path) == (
-        f"{path}: 'trainer.loss_agg' must be one of ['grpo', 'dapo', 'dr_grpo'], got 'dapoo'. Did you mean 'dapo'?"
+        f"{path}: 'trainer.loss_agg' must be one of ['seq_mean_token_mean', 'seq_mean_token_sum_norm', 'token_mean', "
+        "'dapo', 'dr_grpo', 'grpo'] (or a plugin: pkg.mod:fn, ./file.py:fn), got 'dapoo'. Did you mean 'dapo'?"
     )
     path = write(tmp_path / "s.yaml", "rollout:\n  engine: sglang\n")
     assert "'rollout.engine' must be one of ['hf', 'vllm', 'vllm-server'], got 'sglang'" in error_of(path)
@@ -127,6 +128,8 @@ def test_range_checks_name_the_key(tmp_path):
     assert "'rollout.num_generations' must be >= 2 for grpo" in error_of(path)
     path = write(tmp_path / "s.yaml", "mdpo:\n  loss: ipo\n  label_smoothing: 0.1\n")
     assert "'mdpo.label_smoothing' applies to mdpo.loss=sigmoid only" in error_of(path)
+    path = write(tmp_path / "m.yaml", "mdpo:\n  pairs_per_step: 0\n")
+    assert "'mdpo.pairs_per_step' must be >= 1" in error_of(path)
     ok = load_recipe(write(tmp_path / "t.yaml", "trainer: {algorithm: mdpo}\nrollout: {num_generations: 1}\n"))
     assert ok.rollout.num_generations == 1
 
@@ -231,7 +234,7 @@ def test_override_can_replace_a_list_of_specs(tmp_path):
         ("trainer.lr=abc", "command line override 'trainer.lr=abc': 'trainer.lr' expects float, got 'abc' (str)"),
         ("trainer.lrr=1", "override 'trainer.lrr=1': unknown key 'trainer.lrr'. Did you mean 'trainer.lr'?"),
         ("trainr.lr=1", "command line override 'trainr.lr=1': unknown key 'trainr'. Did you mean 'trainer'?"),
-        ("trainer.loss_agg=mean", "'trainer.loss_agg' must be one of ['grpo', 'dapo', 'dr_grpo'], got 'mean'"),
+        ("trainer.loss_agg=mean", "'trainer.loss_agg' must be one of ['seq_mean_token_mean', "),
         ("trainer.lr", "command line override 'trainer.lr': expected key=value"),
         ("trainer.lr.x=1", "'trainer.lr' is a float, it has no key 'x'"),
         ("rewards.functions.x=1", "'rewards.functions' is a list; index it with a number"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from rlvid.data.cotasks import (
+from rlvid.data.loaders import load_samples
+from rlvid.data.sample import Event, Sample
+from rlvid.trainers.mdpo.cotasks import (
     ChainInputBuilder,
     ChainPrompt,
     assemble_events,
@@ -16,8 +18,6 @@ from rlvid.data.cotasks import (
     score_turns,
     turn_answer,
 )
-from rlvid.data.loaders import load_samples
-from rlvid.data.sample import Event, Sample
 
 EVENTS = [Event(5.0, 8.0, "a blue square moves left"), Event(0.5, 3.0, "a red circle appears")]  # out of order
 
@@ -146,14 +146,14 @@ def test_finished_chain_assembles_events_the_dense_caption_metrics_read():
 def test_chain_evaluation_feeds_each_turn_the_models_own_answers_and_scores_the_assembled_events(monkeypatch):
     from types import SimpleNamespace
 
-    from rlvid.trainers import mdpo_eval
+    from rlvid.trainers.mdpo import chain_eval as mdpo_eval
 
     s = sample()
     scripted = {0: "<answer>3</answer>", 1: "<answer>0.5 - 3.0\n5.0 - 8.0</answer>",
                 2: "<answer>a red circle appears\na blue square moves left</answer>"}
     seen = []
 
-    def fake_predict(model, builder, prompts, batch_size, max_new_tokens):
+    def fake_predict(policy, prompts, batch_size, max_new_tokens):
         seen.append([p.messages() for p in prompts])
         return [scripted[p.turn] for p in prompts]
 
@@ -162,9 +162,9 @@ def test_chain_evaluation_feeds_each_turn_the_models_own_answers_and_scores_the_
                              trainer=SimpleNamespace(eval_batch_size=4, eval_dense="rlvid"),
                              rollout=SimpleNamespace(max_new_tokens=32))
     grounding = sample(id="g", task="temporal_grounding", events=None, intervals=[(1.0, 2.0)])
-    out = mdpo_eval.eval_dense_caption_cotasks(None, 1, 0, recipe, builder=VideoInputBuilderStub(),
-                                               samples=[s, grounding], caption_scorers=("rouge_l",),
-                                               soda_scorer="rouge_l")
+    policy = SimpleNamespace(builder=VideoInputBuilderStub(), with_builder=lambda b: SimpleNamespace(builder=b))
+    out = mdpo_eval.eval_dense_caption_cotasks(policy, 1, 0, recipe, samples=[s, grounding],
+                                               caption_scorers=("rouge_l",), soda_scorer="rouge_l")
     assert [len(turn) for turn in seen] == [1, 1, 1]  # the grounding sample is not a chain
     last = seen[2][0]
     assert last[1]["content"] == scripted[0] and last[3]["content"] == scripted[1]  # its own answers, not the truth

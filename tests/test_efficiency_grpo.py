@@ -6,10 +6,11 @@ import json
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 LENGTH_REWARD = "def length(completions, **kw):\n    return [len(c) / 10 for c in completions]\n"
 VIDEO = {"fps": 4.0, "min_frames": 8, "max_frames": 8, "total_pixels": 8 * 3136,
@@ -30,7 +31,7 @@ def trainer(setup, tmp_path, name, reuse, shared, extra=None):
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
     recipe = write_recipe(tmp_path / f"{name}.yaml", setup, tmp_path / name, overrides)
-    return GRPOTrainer(load_recipe(recipe), tmp_path)
+    return grpo_trainer(load_recipe(recipe), tmp_path)
 
 
 def capture_gradients(t: GRPOTrainer) -> list[dict[str, torch.Tensor]]:

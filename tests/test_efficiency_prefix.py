@@ -7,9 +7,11 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from rlvid.data.model_inputs import VideoInputBuilder, sampling_for_processor
-from rlvid.rollout.hf_prefill import generate_shared_prefill
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts
-from rlvid.trainers.prefix_logprobs import make_prefix_batch, micro_batch_logprobs, prefix_completion_logprobs
+from rlvid.policy import Policy, SequenceBatch
+from rlvid.policy.encode import collate, encode_prompts
+from rlvid.policy.generate import generate_shared_prefill
+from rlvid.policy.logprobs import completion_logprobs
+from rlvid.policy.prefix_logprobs import make_prefix_batch, prefix_completion_logprobs
 
 ARCHS = ("qwen2_5_vl", "qwen3_vl")
 ROWS = [0, 0, 1, 1, 1, 2, 0]  # three prompts, uneven groups, interleaved
@@ -76,7 +78,7 @@ def test_plain_pass_is_used_under_gradient_checkpointing(vl_models, grounding_pr
     inputs, mask, shared = batch(builder, grounding_prompts)
     calls = []
     model.register_forward_pre_hook(lambda _m, _a, kw: calls.append("past_key_values" in kw), with_kwargs=True)
-    logp, _ = micro_batch_logprobs(model, inputs, mask, shared)
+    logp, _ = Policy(model, builder).logprobs(SequenceBatch(inputs, mask, shared), grad=True)
     assert calls == [False]  # one plain forward, no KV cache
     assert logp.requires_grad
 

@@ -13,7 +13,7 @@ from rlvid.data.model_inputs import VideoInputBuilder, sampling_for_processor
 from rlvid.data.streaming import chunk_video
 from rlvid.data.token_drop import TokenDrop
 from rlvid.models.tiny import make_tiny_model
-from rlvid.trainers.logprobs import collate, encode_prompts
+from rlvid.policy.encode import collate, encode_prompts
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlvid.trainers.timing import PhaseTimer, active_timer, subphase
+from rlvid.timing import PhaseTimer, active_timer, subphase
 
 
 class FakeClock:

@@ -8,23 +8,22 @@ import json
 import pytest
 import torch
 from test_efficiency_prefix import ARCHS, batch, setup
+from tiny_setup import make_tiny_setup, write_recipe
 
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
 from rlvid.data.token_drop import TokenDrop
 from rlvid.models.token_prune import (
-    TokenPruner,
     TokenPruneSettings,
-    attach_token_pruner,
     compact_inputs,
     pruned_forward,
     token_keep_mask,
 )
-from rlvid.models.vision_reuse import VisionFeatureCache, find_vl_core
-from rlvid.rollout.hf_prefill import generate_shared_prefill
-from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.logprobs import completion_logprobs
-from rlvid.trainers.prefix_logprobs import prefix_completion_logprobs
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
+from rlvid.models.vision_reuse import find_vl_core
+from rlvid.policy import Policy
+from rlvid.policy.generate import generate_shared_prefill
+from rlvid.policy.logprobs import completion_logprobs
+from rlvid.policy.prefix_logprobs import prefix_completion_logprobs
 
 STD = (0.5, 0.5, 0.5)
 SETTINGS = TokenPruneSettings(threshold=0.05, min_kept_frames=2, image_std=STD, temporal_patch=2, merge=2)
@@ -60,12 +59,17 @@ def test_static_video_keeps_only_the_first_pair():
     assert keep[0].all() and not keep[1:].any()
 
 
+def builder_without_drop(builder):
+    plain = dataclasses.replace(builder.sampling, drop=TokenDrop("none", 0.0, 2))
+    return type(builder)(builder.processor, plain, builder.cache)
+
+
 def _pruned(path, threshold):
     model, builder = setup(path)
     model.eval()
     builder.sampling = dataclasses.replace(builder.sampling, drop=TokenDrop("token", threshold, 2))
-    pruner = attach_token_pruner(model, builder)
-    return model, builder, pruner
+    policy = Policy(model, builder)  # installs the pruner's filter on the vision seam
+    return model, builder, policy.pruner
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -77,8 +81,8 @@ def test_threshold_zero_drops_nothing_and_matches_the_unpruned_passes(vl_models,
         plain, m = completion_logprobs(model, inputs, mask)
         prefix, _ = prefix_completion_logprobs(model, shared, mask)
         model_p, builder_p, pruner = _pruned(vl_models[arch], 0.0)
-        pruned_plain, _ = completion_logprobs(model_p, inputs, mask)
-        pruned_prefix, _ = prefix_completion_logprobs(model_p, shared, mask)
+        pruned_plain, _ = completion_logprobs(model_p, inputs, mask, pruner=pruner)
+        pruned_prefix, _ = prefix_completion_logprobs(model_p, shared, mask, pruner=pruner)
     assert pruner.kept_tokens == pruner.total_tokens > 0
     torch.testing.assert_close(pruned_plain[m], plain[m], rtol=0, atol=1e-5)  # padding columns aside
     torch.testing.assert_close(pruned_prefix[m], prefix[m], rtol=0, atol=1e-5)
@@ -89,23 +93,24 @@ def test_pruned_plain_and_shared_prefix_passes_agree_and_differ_from_unpruned(vl
     model, builder, pruner = _pruned(vl_models[arch], 0.02)
     inputs, mask, shared = batch(builder, grounding_prompts)
     with torch.no_grad():
-        plain, m = completion_logprobs(model, inputs, mask)
-        prefix, _ = prefix_completion_logprobs(model, shared, mask)
+        plain, m = completion_logprobs(model, inputs, mask, pruner=pruner)
+        prefix, _ = prefix_completion_logprobs(model, shared, mask, pruner=pruner)
     assert 0 < pruner.kept_tokens < pruner.total_tokens  # the static synthetic background is dropped
     torch.testing.assert_close(prefix[m], plain[m], rtol=0, atol=1e-5)
-    VisionFeatureCache.installed(model).pruner = None
+    unpruned_policy = Policy(model, builder_without_drop(builder))  # the seam stops filtering
     with torch.no_grad():
         unpruned, _ = completion_logprobs(model, inputs, mask)
     assert (unpruned - plain).abs()[m].max() > 1e-4  # dropping changed what the model saw
 
     # with gradients (the update): the pruned shared-prefix pass gives the pruned plain pass's gradients
-    VisionFeatureCache.installed(model).pruner = pruner
+    assert unpruned_policy.pruner is None
+    Policy(model, builder)  # filtering again
     model.train()
     core = find_vl_core(model)
     params = [next(core.visual.parameters()), core.language_model.layers[0].self_attn.q_proj.weight]
-    a, _ = prefix_completion_logprobs(model, shared, mask)
+    a, _ = prefix_completion_logprobs(model, shared, mask, pruner=pruner)
     grads_a = torch.autograd.grad(a[m].sum(), params)
-    b, _ = completion_logprobs(model, inputs, mask)
+    b, _ = completion_logprobs(model, inputs, mask, pruner=pruner)
     grads_b = torch.autograd.grad(b[m].sum(), params)
     for ga, gb in zip(grads_a, grads_b, strict=True):
         assert ga.abs().sum() > 0
@@ -117,7 +122,7 @@ def test_pruned_generation_continues_positions_like_the_pruned_forward(vl_models
     model, builder, pruner = _pruned(vl_models[arch], 0.02)
     inputs = builder.prompts(grounding_prompts).inputs
     with torch.no_grad():
-        ids = generate_shared_prefill(model, inputs, 1, do_sample=False, max_new_tokens=4,
+        ids = generate_shared_prefill(model, inputs, 1, pruner, do_sample=False, max_new_tokens=4,
                                       pad_token_id=builder.processor.tokenizer.pad_token_id)
         length = inputs["input_ids"].shape[1]
         assert torch.equal(ids[:, :length], inputs["input_ids"])  # the full prompt comes back
@@ -154,8 +159,9 @@ def test_grpo_step_with_token_mode_logs_fewer_visual_tokens(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", setup_, tmp_path / "run", {
         "data": {"video": {"token_drop": {"mode": "token", "threshold": 0.02, "min_kept_frames": 2}}},
         "trainer": {"max_steps": 1, "beta": 0.04, "num_iterations": 2}})
-    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
-    assert TokenPruner.of(trainer.ref_model) is not None
+    trainer = grpo_trainer(load_recipe(recipe), tmp_path)
+    ref = trainer.reference  # sees the same tokens as the policy: its own pruner, filtering its vision seam
+    assert ref.pruner is not None and ref.vision_cache.pruner is ref.pruner
     trainer.fit()
     lines = open(tmp_path / "run" / "metrics.jsonl")
     row = [json.loads(line) for line in lines if "tokens/visual_kept_fraction" in line]

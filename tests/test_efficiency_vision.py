@@ -9,7 +9,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from rlvid.data.loaders import load_samples
 from rlvid.data.model_inputs import VideoInputBuilder, sampling_for_processor
 from rlvid.models.tiny import make_tiny_model
-from rlvid.models.vision_reuse import VisionFeatureCache, attach_caches, find_vl_core
+from rlvid.models.vision_reuse import VisionFeatureCache, find_vl_core
 
 ARCHS = ("qwen2_5_vl", "qwen3_vl")
 
@@ -104,7 +104,7 @@ def test_frozen_vision_tower_reuses_features_in_the_update(setups, arch):
     plain_model, model = load(path).train(), load(path).train()
     for m in (plain_model, model):
         find_vl_core(m).visual.requires_grad_(False)
-    (cache,) = attach_caches([model, None], enabled=True)
+    cache = VisionFeatureCache.attach(model, enabled=True)
     runs = count_vision_runs(model)
     with cache.step():
         with torch.no_grad():
@@ -123,7 +123,7 @@ def test_different_videos_and_models_never_share_features(setups):
     with torch.no_grad():
         for p in find_vl_core(ref).visual.parameters():
             p.add_(0.01)
-    caches = attach_caches([policy, ref], enabled=True)
+    caches = [VisionFeatureCache.attach(m, enabled=True) for m in (policy, ref)]
     assert VisionFeatureCache.attach(policy) is caches[0]  # attaching again returns the installed cache
     other = dict(inputs, pixel_values_videos=inputs["pixel_values_videos"].flip(0))
     with caches[0].step(), caches[1].step(), torch.no_grad():

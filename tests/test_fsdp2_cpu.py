@@ -26,8 +26,9 @@ SCRIPT = textwrap.dedent('''
     from rlvid.config import load_recipe
     from rlvid.rollout import SamplingParams
     from rlvid.rollout.weight_sync import iter_push_weights
-    from rlvid.trainers.grpo import GRPOTrainer
-    from rlvid.trainers.testing import make_tiny_setup, write_recipe
+    from tiny_setup import make_tiny_setup, write_recipe
+
+    from rlvid.app.compose import grpo_trainer
 
     root, out = Path(sys.argv[1]), {}
     dist.init_process_group("gloo")
@@ -41,7 +42,7 @@ SCRIPT = textwrap.dedent('''
             "model": {"gradient_checkpointing": checkpointing},
             "trainer": {"shared_prefix": True, "reuse_vision": True, "lr": 1e-3},
             "rewards": {"functions": [{"name": "./varied.py:varied"}]}}))
-        trainer = GRPOTrainer(recipe, root)
+        trainer = grpo_trainer(recipe, root)
         model = trainer.accelerator.unwrap_model(trainer.model)
         for module in model.modules():
             if type(module).__name__ in model._no_split_modules:
@@ -81,7 +82,9 @@ SCRIPT = textwrap.dedent('''
 def fsdp2_result(tmp_path_factory):
     root = tmp_path_factory.mktemp("fsdp2")
     (root / "run.py").write_text(SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="disabled")
+    tests_dir = os.path.dirname(os.path.abspath(__file__))  # tiny_setup lives beside this file
+    path = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="disabled", PYTHONPATH=path)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29527",
            str(root / "run.py"), str(root)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)

@@ -10,31 +10,33 @@ import textwrap
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.algos import compute_advantages
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 SCRIPT = textwrap.dedent('''
     import json, sys, torch
     from rlvid.config import load_recipe
-    from rlvid.trainers.grpo import GRPOTrainer
+    from rlvid.app.compose import grpo_trainer
 
-    class Recording(GRPOTrainer):
-        records = []
-        def compute_advantages(self, rollouts, rewards):
-            adv = super().compute_advantages(rollouts, rewards)
-            self.records.append({"step": self.step, "ids": [self.local_batch(self.step)[i].id
-                                                           for i in rollouts.prompt_index],
-                                 "rewards": rewards.tolist(), "adv": adv.tolist()})
-            return adv
+    trainer = grpo_trainer(load_recipe(sys.argv[1]), sys.argv[2])
+    records = []
+    compute_advantages = trainer.compute_advantages
 
-    trainer = Recording(load_recipe(sys.argv[1]), sys.argv[2])
+    def recording(rollouts, rewards):
+        adv = compute_advantages(rollouts, rewards)
+        records.append({"step": trainer.step, "ids": [trainer.local_batch(trainer.step)[i].id
+                                                     for i in rollouts.prompt_index],
+                        "rewards": rewards.tolist(), "adv": adv.tolist()})
+        return adv
+
+    trainer.compute_advantages = recording
     trainer.fit()
     rank = trainer.accelerator.process_index
     flat = torch.cat([p.detach().flatten() for p in trainer.accelerator.unwrap_model(trainer.model).parameters()])
     torch.save(flat, f"{sys.argv[2]}/params-rank{rank}.pt")
     with open(f"{sys.argv[2]}/records-rank{rank}.json", "w") as f:
-        json.dump({"world": trainer.accelerator.num_processes, "records": Recording.records}, f)
+        json.dump({"world": trainer.accelerator.num_processes, "records": records}, f)
 ''')
 
 LENGTH_REWARD = "def length(completions, **kw):\n    return [len(c) / 10 for c in completions]\n"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_setup import GROUNDING_VIDEO, make_grounding_setup, merged, write_recipe
 
-from rlvid.trainers.testing import GROUNDING_VIDEO, make_grounding_setup, merged, write_recipe
-from rlvid.trainers.train_cli import run_train
+from rlvid.app.train import run_train
 
 SFT_STEPS = 60
 GRPO_STEPS = 50

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
-from rlvid.trainers.grpo import GRPOTrainer
 from rlvid.trainers.loop import NonFiniteError
 from rlvid.trainers.selection import select_groups
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 LENGTH_REWARD = "def length(completions, **kw):\n    return [len(c) / 10 for c in completions]\n"
 NAN_REWARD = "def nan_reward(completions, **kw):\n    return [float('nan')] * len(completions)\n"
@@ -29,8 +29,8 @@ def _rows(path):
 def test_mu1_ratio_is_one_and_kl_to_identical_reference_is_zero(setup, tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
                           {"trainer": {"max_steps": 1, "beta": 0.04, "num_iterations": 1}})
-    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
-    assert trainer.ref_model is not None
+    trainer = grpo_trainer(load_recipe(recipe), tmp_path)
+    assert trainer.reference is not None
     trainer.fit()
     (row,) = _rows(tmp_path / "run" / "metrics.jsonl")
     assert row["ratio_min"] == 1.0 and row["ratio_max"] == 1.0
@@ -45,14 +45,14 @@ def test_mu2_reuses_rollouts_with_importance_ratios(setup, tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
                           {"trainer": {"max_steps": 1, "num_iterations": 2, "lr": 0.05},
                            "rewards": {"functions": [{"name": "./length.py:length"}]}})
-    GRPOTrainer(load_recipe(recipe), tmp_path).fit()
+    grpo_trainer(load_recipe(recipe), tmp_path).fit()
     (row,) = _rows(tmp_path / "run" / "metrics.jsonl")
     assert row["ratio_max"] != 1.0 or row["ratio_min"] != 1.0  # second pass sees the updated policy
 
 
 def test_beta_zero_loads_no_reference(setup, tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run", {"trainer": {"beta": 0.0}})
-    assert GRPOTrainer(load_recipe(recipe), tmp_path).ref_model is None
+    assert grpo_trainer(load_recipe(recipe), tmp_path).reference is None
 
 
 def test_nan_reward_raises_naming_the_step_and_saves_samples(setup, tmp_path):
@@ -60,7 +60,7 @@ def test_nan_reward_raises_naming_the_step_and_saves_samples(setup, tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
                           {"rewards": {"functions": [{"name": "./nan.py:nan_reward"}]}})
     with pytest.raises(NonFiniteError, match="grpo step 1: non-finite reward") as err:
-        GRPOTrainer(load_recipe(recipe), tmp_path).fit()
+        grpo_trainer(load_recipe(recipe), tmp_path).fit()
     saved = tmp_path / "run" / "bad_steps" / "step-000001-rank0.jsonl"
     assert str(saved) in str(err.value)
     lines = [json.loads(x) for x in saved.read_text().splitlines()]
@@ -72,7 +72,7 @@ def test_nan_reward_with_on_nan_skip_skips_the_step(setup, tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
                           {"rewards": {"functions": [{"name": "./nan.py:nan_reward"}]},
                            "trainer": {"on_nan": "skip", "max_steps": 2}})
-    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
+    trainer = grpo_trainer(load_recipe(recipe), tmp_path)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
     rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl") if '"skipped_nonfinite"' in line]
@@ -85,7 +85,7 @@ def test_more_generations_than_a_micro_batch_are_split(setup, tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run",
                           {"rollout": {"num_generations": 6}, "trainer": {"micro_batch_size_per_device": 4,
                                                                           "max_steps": 1}})
-    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
+    trainer = grpo_trainer(load_recipe(recipe), tmp_path)
     trainer.fit()
     (row,) = _rows(tmp_path / "run" / "metrics.jsonl")
     assert row["rollout/num_completions"] == 12 and row["skipped_nonfinite"] == 0.0
@@ -117,7 +117,7 @@ def test_dynamic_sampling_refills_to_the_target_number_of_informative_groups(set
                           {"rewards": {"functions": [{"name": "./parity.py:parity"}]},
                            "selection": {"online": "dynamic_sampling", "max_tries": 6},
                            "trainer": {"max_steps": 2}})
-    GRPOTrainer(load_recipe(recipe), tmp_path).fit()
+    grpo_trainer(load_recipe(recipe), tmp_path).fit()
     rows = _rows(tmp_path / "run" / "metrics.jsonl")
     assert len(rows) == 2
     for row in rows:
@@ -133,7 +133,7 @@ def test_all_flat_groups_leave_an_empty_batch_that_is_handled(setup, tmp_path):
                           {"rewards": {"functions": [{"name": "./flat.py:flat"}]},
                            "selection": {"online": "dynamic_sampling", "max_tries": 2},
                            "trainer": {"max_steps": 1}})
-    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
+    trainer = grpo_trainer(load_recipe(recipe), tmp_path)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
     (row,) = _rows(tmp_path / "run" / "metrics.jsonl")
@@ -152,11 +152,11 @@ def test_train_order_follows_selection_weights(setup, tmp_path):
         s.meta["selection"] = {"weight": w}
     data = write_jsonl(samples, tmp_path / "selected.jsonl")
     overrides = {"data": {"train": str(data)}, "trainer": {"max_steps": 1}}
-    trainer = GRPOTrainer(load_recipe(write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run", overrides)), tmp_path)
+    trainer = grpo_trainer(load_recipe(write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run", overrides)), tmp_path)
     drawn = [i for step in range(60) for i in trainer.batch_indices(step)]
     assert set(drawn) <= {2, 3} and drawn.count(2) > 2 * drawn.count(3)
     assert trainer.batch_indices(7) == trainer.batch_indices(7)  # a resumed run sees the same batches
 
     uniform = {**overrides, "selection": {"weighted_sampling": False}}
-    trainer = GRPOTrainer(load_recipe(write_recipe(tmp_path / "u.yaml", setup, tmp_path / "run2", uniform)), tmp_path)
+    trainer = grpo_trainer(load_recipe(write_recipe(tmp_path / "u.yaml", setup, tmp_path / "run2", uniform)), tmp_path)
     assert sorted(i for step in range(trainer.steps_per_epoch) for i in trainer.batch_indices(step)) == list(range(6))

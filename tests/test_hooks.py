@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_setup import make_tiny_setup, write_recipe
 
+from rlvid.app.train import run_sft
 from rlvid.config import HookSpec, Recipe
 from rlvid.trainers.hooks import HOOKS, HookRunner, resolve_hook
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
-from rlvid.trainers.train_cli import run_sft
 
 
 def test_due_follows_eval_steps_every_n_and_epoch_end():

@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 import pytest
+from corrupt_videos import make_corrupt_videos
 
 from rlvid.data.loaders import DataError, load_hf_dataset, load_jsonl, load_samples, write_jsonl
 from rlvid.data.sample import Sample
-from rlvid.data.synthetic import make_corrupt_videos
 
 
 def _good(i: int = 0, **changes) -> dict:

@@ -11,14 +11,14 @@ import textwrap
 
 import pytest
 import torch
+from tiny_setup import REPO_RECIPES, make_tiny_setup
 
-from rlvid.trainers.mdpo_pairs import read_pairs
-from rlvid.trainers.testing import REPO_RECIPES, make_tiny_setup
+from rlvid.trainers.mdpo.pairs import read_pairs
 
 # `rlvid train` as the CLI runs it, with MDPOTrainer.fit wrapped to save each rank's parameters per round
 SCRIPT = textwrap.dedent('''
     import json, sys, torch
-    from rlvid.trainers import mdpo
+    from rlvid.trainers.mdpo import trainer as mdpo
 
     fit = mdpo.MDPOTrainer.fit
 

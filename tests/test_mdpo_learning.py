@@ -13,16 +13,17 @@ import json
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
+from rewards import sample_columns
+from rlvid.app.compose import mdpo_trainer
+from rlvid.app.train import run_train
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
-from rlvid.trainers.hooks import reward_columns
-from rlvid.trainers.mdpo import MDPOTrainer
-from rlvid.trainers.mdpo_pairs import read_pairs
-from rlvid.trainers.mdpo_run import run_mdpo_recipe
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
+from rlvid.trainers.mdpo.pairs import read_pairs
 
 MDPO_STEPS = 30
 
@@ -34,12 +35,12 @@ def sampled_mean_iou(recipe, model_dir) -> float:
     processor = load_processor(str(model_dir))
     builder = make_input_builder(recipe, processor)
     model = load_policy(recipe.model, str(model_dir)).eval()
-    engine = make_engine(recipe, model, processor, builder)
+    engine = make_engine(recipe, Policy(model, builder))
     samples = load_split(recipe, "val")
     torch.manual_seed(0)
     rollouts = engine.generate(samples, 8, SamplingParams(temperature=0.7, max_new_tokens=14))
     scores = compose_rewards(recipe.rewards.functions)(
-        rollouts.texts, **reward_columns([samples[i] for i in rollouts.prompt_index])).total
+        rollouts.texts, **sample_columns([samples[i] for i in rollouts.prompt_index])).total
     return sum(scores) / len(scores)
 
 
@@ -71,14 +72,14 @@ def test_mdpo_raises_held_out_iou_and_flipped_pairs_do_not(tmp_path):
         "rewards": {"functions": [{"name": "temporal_iou"}]},
         "hooks": [{"name": "eval_grounding"}],
     })
-    run_mdpo_recipe(str(path))
+    run_train(str(path))
     recipe = load_recipe(path)
     sft_dir, run = tmp_path / "mdpo" / "sft" / "final", tmp_path / "mdpo"
     pairs = read_pairs(run / "pairs")
     assert len(pairs) >= MDPO_STEPS * 8 and all(p.gap >= 0.1 for p in pairs)
 
     # the control: the very same start, pairs and settings, with every preference reversed
-    MDPOTrainer(recipe, [flip(p) for p in pairs], tmp_path, model_path=str(sft_dir),
+    mdpo_trainer(recipe, [flip(p) for p in pairs], tmp_path, model_path=str(sft_dir),
                 output_dir=tmp_path / "flipped").fit()
 
     before, after, flipped = (sampled_mean_iou(recipe, d) for d in (sft_dir, run / "final",

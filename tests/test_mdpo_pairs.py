@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
-from rlvid.data.cotasks import ChainPrompt
 from rlvid.data.sample import Event, Sample
 from rlvid.rollout import Rollouts
 from rlvid.trainers.loop import make_accelerator
-from rlvid.trainers.mdpo_build import build_pairs
-from rlvid.trainers.mdpo_pairs import (
+from rlvid.trainers.mdpo.build import build_pairs
+from rlvid.trainers.mdpo.cotasks import ChainPrompt
+from rlvid.trainers.mdpo.pairs import (
     Pair,
     PairWriter,
     finished_prompt_ids,
@@ -21,7 +22,6 @@ from rlvid.trainers.mdpo_pairs import (
     is_complete,
     read_pairs,
 )
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 # ---------------------------------------------------------------- the pairing rule
 
@@ -135,8 +135,8 @@ def setup(tmp_path_factory):
 def scripted(monkeypatch):
     ScriptedEngine.sampled = []
     ScriptedEngine.fail_after = None
-    monkeypatch.setattr("rlvid.trainers.mdpo_build.make_engine",
-                        lambda recipe, model, processor, builder: ScriptedEngine(processor.tokenizer))
+    monkeypatch.setattr("rlvid.trainers.mdpo.build.make_engine",
+                        lambda recipe, policy: ScriptedEngine(policy.tokenizer))
     return ScriptedEngine
 
 
@@ -195,7 +195,7 @@ def test_a_rerun_skips_finished_prompts_and_a_complete_folder(setup, tmp_path, s
     build_pairs(recipe, str(setup["model"]), tmp_path / "pairs", acc, tmp_path)
     assert len(scripted.sampled) == 10  # complete: nothing sampled again
     recipe.mdpo.min_gap = 0.3
-    with pytest.raises(ValueError, match=r"other settings \(min_gap: \[0.1\] there, \[0.3\] now\)"):
+    with pytest.raises(ValueError, match=r"other settings \(min_gap: 0.1 -> 0.3\)"):
         build_pairs(recipe, str(setup["model"]), tmp_path / "pairs", acc, tmp_path)
 
 
@@ -230,12 +230,12 @@ def test_mdpo_pairs_command_samples_scores_and_writes_pairs(setup, tmp_path):
         assert p.chosen_ids and p.rejected_ids and p.ref_chosen_logp < 0 and p.ref_rejected_logp < 0
     assert max(sum(p.prompt_id == d["id"] for p in pairs) for d in done) <= 2
     # training on that ready folder (mdpo.pairs) uses it as it is: its stored reference log-probs, no new sampling
-    from rlvid.trainers.mdpo_run import run_mdpo_recipe
+    from rlvid.app.train import run_train
 
-    final = run_mdpo_recipe(str(path), [f"mdpo.pairs={out}", "mdpo.pairs_per_step=2", "trainer.max_steps=1",
+    final = run_train(str(path), [f"mdpo.pairs={out}", "mdpo.pairs_per_step=2", "trainer.max_steps=1",
                                         "trainer.micro_batch_size_per_device=4"])
     assert (final / "complete").is_file() and not (tmp_path / "run" / "pairs").exists()
     assert not (tmp_path / "run" / "reference_logps.jsonl").exists()
     (tmp_path / "pairs" / "complete").unlink()
     with pytest.raises(FileNotFoundError, match="not a complete pair folder"):
-        run_mdpo_recipe(str(path), [f"mdpo.pairs={out}", f"trainer.output_dir={tmp_path / 'again'}"])
+        run_train(str(path), [f"mdpo.pairs={out}", f"trainer.output_dir={tmp_path / 'again'}"])

@@ -8,13 +8,14 @@ import math
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
+from rlvid.app.compose import mdpo_trainer
 from rlvid.config import load_recipe
 from rlvid.data.sample import Sample
-from rlvid.trainers.mdpo import REFERENCE_CACHE, MDPOTrainer
-from rlvid.trainers.mdpo_batch import pair_micro_batches, sequence_logps
-from rlvid.trainers.mdpo_pairs import Pair, model_key
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
+from rlvid.trainers.mdpo.batch import pair_micro_batches, sequence_logps
+from rlvid.trainers.mdpo.pairs import Pair, model_key
+from rlvid.trainers.mdpo.trainer import REFERENCE_CACHE
 
 TEXTS = [("<answer>1.0 to 3.0</answer>", "<answer>5.0 to 6.0</answer>"),
          ("<answer>2.5 to 4.0</answer>", "<answer>0.5 to 9.0</answer>"),
@@ -75,8 +76,8 @@ def trainer_and_truth(setup, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loss")
     recipe = recipe_for(setup, tmp, mdpo={"reference": "model"})
     pairs = make_pairs(setup)
-    trainer = MDPOTrainer(recipe, pairs, tmp, output_dir=tmp / "run")
-    builder = trainer.pair_builder
+    trainer = mdpo_trainer(recipe, pairs, tmp, output_dir=tmp / "run")
+    builder = trainer.chain_policy.builder
     from rlvid.data.model_inputs import VideoInputBuilder
 
     assert isinstance(builder, VideoInputBuilder)
@@ -88,12 +89,10 @@ def trainer_and_truth(setup, tmp_path_factory):
 def test_sequence_logps_of_the_batched_chosen_and_rejected_rows_match_row_by_row(trainer_and_truth):
     trainer, truth = trainer_and_truth
     pairs = trainer.pairs
-    batches = pair_micro_batches(trainer.pair_builder, pairs, 3)
+    batches = pair_micro_batches(trainer.chain_policy, pairs, 3)
     assert [b.pairs for b in batches] == [[0, 1, 2], [3, 4, 5]]
-    assert all(b.inputs["input_ids"].shape[0] == 6 for b in batches)  # 3 chosen rows, then 3 rejected rows
-    with torch.no_grad():
-        got = [sequence_logps(trainer.accelerator.unwrap_model(trainer.model), b, trainer.accelerator.device)
-               for b in batches]
+    assert all(b.seq.inputs["input_ids"].shape[0] == 6 for b in batches)  # 3 chosen rows, then 3 rejected rows
+    got = [sequence_logps(trainer.chain_policy, b) for b in batches]
     chosen = torch.cat([g.chosen for g in got]).tolist()
     rejected = torch.cat([g.rejected for g in got]).tolist()
     nll = torch.cat([g.chosen_nll for g in got]).tolist()
@@ -165,10 +164,10 @@ def _pairs_without_references(setup):
 
 def test_reference_logps_are_computed_once_at_start_and_cached(setup, tmp_path, monkeypatch):
     recipe = recipe_for(setup, tmp_path, trainer={"max_steps": 1})
-    trainer = MDPOTrainer(recipe, _pairs_without_references(setup), tmp_path, output_dir=tmp_path / "run")
+    trainer = mdpo_trainer(recipe, _pairs_without_references(setup), tmp_path, output_dir=tmp_path / "run")
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
     for p in trainer.pairs:
-        c, r, _ = row_by_row_logps(model, trainer.pair_builder, p)
+        c, r, _ = row_by_row_logps(model, trainer.chain_policy.builder, p)
         assert (p.ref_chosen_logp, p.ref_rejected_logp) == pytest.approx((c, r), abs=2e-3)
         assert p.ref_model == model_key(setup["model"])
     cached = [json.loads(line) for line in open(tmp_path / "run" / REFERENCE_CACHE)]
@@ -180,13 +179,13 @@ def test_reference_logps_are_computed_once_at_start_and_cached(setup, tmp_path, 
     def fail(*args, **kwargs):
         raise AssertionError("reference log-probs recomputed")
 
-    monkeypatch.setattr("rlvid.trainers.mdpo.reference_logps", fail)
-    again = MDPOTrainer(recipe, _pairs_without_references(setup), tmp_path, output_dir=tmp_path / "run")
+    monkeypatch.setattr("rlvid.trainers.mdpo.trainer.reference_logps", fail)
+    again = mdpo_trainer(recipe, _pairs_without_references(setup), tmp_path, output_dir=tmp_path / "run")
     assert [p.ref_chosen_logp for p in again.pairs] == [p.ref_chosen_logp for p in trainer.pairs]
     stored = _pairs_without_references(setup)  # pairs stored with references of this very model are used as they are
     for p in stored:
         p.ref_chosen_logp, p.ref_rejected_logp, p.ref_model = -1.0, -2.0, model_key(setup["model"])
-    assert MDPOTrainer(recipe, stored, tmp_path, output_dir=tmp_path / "other").pairs[0].ref_chosen_logp == -1.0
+    assert mdpo_trainer(recipe, stored, tmp_path, output_dir=tmp_path / "other").pairs[0].ref_chosen_logp == -1.0
 
 
 @pytest.mark.parametrize("lora", [False, True])
@@ -194,8 +193,8 @@ def test_live_reference_is_a_frozen_copy_or_the_lora_base(setup, tmp_path, lora)
     recipe = recipe_for(setup, tmp_path, mdpo={"reference": "model"},
                         trainer={"lr": 0.05, "max_steps": 2},
                         model={"lora": {"enabled": lora, "r": 4, "alpha": 8, "dropout": 0.0}})
-    trainer = MDPOTrainer(recipe, make_pairs(setup)[:4], tmp_path, output_dir=tmp_path / "run")
-    assert (trainer.ref_model is None) == lora
+    trainer = mdpo_trainer(recipe, make_pairs(setup)[:4], tmp_path, output_dir=tmp_path / "run")
+    assert (trainer.reference is None) == lora
     first = trainer.train_step(trainer.pairs, 0)
     assert first["rewards/chosen"] == pytest.approx(0.0, abs=1e-4) and first["rewards/margin"] == pytest.approx(
         0.0, abs=1e-4)  # policy == reference before any update
@@ -209,7 +208,7 @@ def test_resumed_run_ends_with_the_same_parameters_as_an_uninterrupted_one(setup
         recipe = recipe_for(setup, tmp_path, trainer={"lr": 0.02, "max_steps": max_steps, "save_steps": 1,
                                                       "resume": resume, "output_dir": str(out)},
                             mdpo={"pairs_per_step": 2, "sft_gamma": 0.3, "gap_weighting": "normalized"})
-        trainer = MDPOTrainer(recipe, make_pairs(setup), tmp_path, output_dir=out)
+        trainer = mdpo_trainer(recipe, make_pairs(setup), tmp_path, output_dir=out)
         trainer.fit()
         return torch.cat([p.detach().flatten() for p in trainer.accelerator.unwrap_model(trainer.model).parameters()])
 

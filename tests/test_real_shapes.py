@@ -57,9 +57,10 @@ def test_shards_load_with_every_weight_in_bf16(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("shared_prefix", [True, False])  # shared prefill and plain `generate`
 def test_fixed_completion_length_makes_every_rollout_max_new_tokens_long(tmp_path, monkeypatch, shared_prefix):
+    from tiny_setup import make_tiny_setup, write_recipe
+
     from rlvid.config import load_recipe
     from rlvid.rollout import SamplingParams
-    from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
     monkeypatch.setitem(real_shapes.SHAPES, "small", SMALL)
     setup = make_tiny_setup(tmp_path, n=20)
@@ -68,9 +69,9 @@ def test_fixed_completion_length_makes_every_rollout_max_new_tokens_long(tmp_pat
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", {**setup, "model": model}, tmp_path / "out",
                                       {"rollout": {"max_new_tokens": 12},
                                        "trainer": {"shared_prefix": shared_prefix}}))
-    from rlvid.trainers.grpo import GRPOTrainer
+    from rlvid.app.compose import grpo_trainer
 
-    trainer = GRPOTrainer(recipe, tmp_path)
+    trainer = grpo_trainer(recipe, tmp_path)
     rollouts = trainer.engine.generate(trainer.local_batch(0), 4, SamplingParams.from_recipe(recipe.rollout))
     assert [len(ids) for ids in rollouts.token_ids] == [12] * 8
     assert any(i >= len(trainer.processor.tokenizer) for ids in rollouts.token_ids for i in ids)  # ids past it

@@ -16,6 +16,7 @@ from rewards import (
     available_rewards,
     build_reward,
     compose_rewards,
+    parse_reward_spec,
     register_reward,
     resolve_reward,
 )
@@ -164,9 +165,9 @@ def test_spec_from_omegaconf_and_string():
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({"name": "temporal_iou", "weight": 2, "kwargs": {"variant": "time_r1"}})
-    spec = RewardSpec.from_config(cfg)
+    spec = parse_reward_spec(cfg)
     assert spec == RewardSpec("temporal_iou", 2.0, {"variant": "time_r1"})
-    assert RewardSpec.from_config("format") == RewardSpec("format")
+    assert parse_reward_spec("format") == RewardSpec("format")
 
 
 def test_user_function_options_are_checked_when_it_has_no_kwargs(plugin_file):

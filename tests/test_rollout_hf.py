@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
+from rlvid.policy.encode import collate, encode_prompts
+from rlvid.policy.logprobs import completion_logprobs
 from rlvid.rollout import EngineNotAvailableError, HFRolloutEngine, SamplingParams, make_engine, strip_after_eos
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def setup(tmp_path_factory):
 def test_generate_groups_g_completions_per_prompt_and_cuts_after_eos(setup):
     recipe, model, processor, builder, samples = setup
     torch.manual_seed(0)
-    out = HFRolloutEngine(model, builder).generate(samples, 4, SamplingParams(max_new_tokens=12))
+    out = HFRolloutEngine(Policy(model, builder)).generate(samples, 4, SamplingParams(max_new_tokens=12))
     assert out.prompt_index == [0] * 4 + [1] * 4 + [2] * 4
     eos, pad = processor.tokenizer.eos_token_id, processor.tokenizer.pad_token_id
     for ids, text, cut in zip(out.token_ids, out.texts, out.truncated, strict=True):
@@ -50,9 +52,9 @@ def test_vllm_engines_raise_a_clear_error(setup):
     recipe, model, processor, builder, _ = setup
     recipe.rollout.engine = "vllm"
     with pytest.raises(EngineNotAvailableError, match=r"rlvid\[vllm\]"):
-        make_engine(recipe, model, processor, builder)
+        make_engine(recipe, Policy(model, builder))
     recipe.rollout.engine = "hf"
-    assert isinstance(make_engine(recipe, model, processor, builder), HFRolloutEngine)
+    assert isinstance(make_engine(recipe, Policy(model, builder)), HFRolloutEngine)
 
 
 def test_collated_rows_give_the_same_logprobs_as_the_builder(setup):

@@ -8,15 +8,15 @@ import json
 import statistics
 
 import pytest
+from tiny_setup import make_tiny_setup, write_recipe
 
-from data_selection.cli import select_from_recipe
 from data_selection.collect import ResumeMismatchError
 from data_selection.sampler import sample_weights
 from data_selection.stats import read_stats
+from rlvid.app.select import select_from_recipe
 from rlvid.cli import main
 from rlvid.data.loaders import load_jsonl
 from rlvid.rollout.hf import HFRolloutEngine
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 LENGTH_REWARD = "def length(completions, **kw):\n    return [len(c) / 10 for c in completions]\n"
 IDS = [f"train-{i:05d}" for i in range(6)]

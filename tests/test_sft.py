@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from tiny_setup import make_tiny_setup, write_recipe
 from transformers import AutoModelForImageTextToText
 
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
-from rlvid.trainers.train_cli import run_sft
+from rlvid.app.train import run_sft
 
 
 def test_sft_lowers_the_loss_and_saves_a_loadable_model(tmp_path):

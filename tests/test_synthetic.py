@@ -8,10 +8,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from corrupt_videos import make_corrupt_videos
 
 from rlvid.data.loaders import load_jsonl
 from rlvid.data.sample import OPTION_LETTERS, Sample
-from rlvid.data.synthetic import PALETTE, SYNTHETIC_TASKS, make_corrupt_videos, make_synthetic_data
+from rlvid.data.synthetic import PALETTE, SYNTHETIC_TASKS, make_synthetic_data
 from rlvid.data.video import VideoError, probe_video
 
 # At 128x96 a shape is 21 px wide: a triangle covers ~220 px, a circle ~350, a square 441.

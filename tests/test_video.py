@@ -5,9 +5,10 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from corrupt_videos import make_corrupt_videos
 
 from rlvid.data import video_cache as cache_module
-from rlvid.data.synthetic import encode_mp4, make_corrupt_videos
+from rlvid.data.synthetic import encode_mp4
 from rlvid.data.video import (
     VideoError,
     VideoInfo,

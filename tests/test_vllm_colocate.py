@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
 from rlvid.rollout.vllm_colocate import VLLMColocateEngine
 from rlvid.rollout.vllm_fakes import FakeLLM, FakeSamplingParams, fake_vllm_module
 from rlvid.rollout.vllm_outputs import PromptMismatchError
 from rlvid.rollout.weight_names import WeightNameError, model_architecture, vllm_name
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 CACHE_RESETS = ["reset_prefix_cache", "reset_mm_cache", "reset_encoder_cache"]
 LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -144,7 +145,7 @@ def test_make_engine_starts_vllm_from_the_recipe(setup, model, launch_env):
     recipe.rollout.engine = "vllm"
     recipe.rollout.vllm.gpu_memory_utilization = 0.35
     try:
-        engine = make_engine(recipe, model, processor, builder)
+        engine = make_engine(recipe, Policy(model, builder))
     finally:
         recipe.rollout.engine = "hf"
     (llm,) = module.instances
@@ -167,7 +168,7 @@ def test_tensor_parallel_size_must_divide_the_processes(setup, model, launch_env
     recipe.rollout.engine, recipe.rollout.vllm.tensor_parallel_size = "vllm", 2
     try:
         with pytest.raises(ValueError, match=r"tensor_parallel_size=2 must divide the number of processes \(1\)"):
-            make_engine(recipe, model, processor, builder)
+            make_engine(recipe, Policy(model, builder))
     finally:
         recipe.rollout.engine, recipe.rollout.vllm.tensor_parallel_size = "hf", 1
 

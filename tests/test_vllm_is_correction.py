@@ -7,12 +7,15 @@ import math
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
+from rlvid.algos import rollout_is
+from rlvid.app.compose import grpo_trainer
 from rlvid.config import load_recipe
-from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
+from rlvid.policy.encode import collate, encode_prompts
+from rlvid.policy.logprobs import completion_logprobs
+from rlvid.rollout.is_correction import rollout_logprob_rows
 from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 LENGTH_REWARD = "def length(completions, **kw):\n    return [len(c) / 10 for c in completions]\n"
 
@@ -73,7 +76,7 @@ def run_step(setup, tmp_path, name: str, correction: str, shift: float) -> dict:
     recipe = write_recipe(tmp_path / f"{name}.yaml", setup, tmp_path / name,
                           {"trainer": {"max_steps": 1, "rollout_is_correction": correction, "rollout_is_cap": 2.0},
                            "rewards": {"functions": [{"name": "./length.py:length"}]}})
-    trainer = GRPOTrainer(load_recipe(recipe), tmp_path)
+    trainer = grpo_trainer(load_recipe(recipe), tmp_path)
     trainer.engine = ShiftedLogprobEngine(trainer, shift)
     trainer.fit()
     (row,) = [json.loads(line) for line in open(tmp_path / name / "metrics.jsonl") if '"rewards/total"' in line]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from tiny_setup import make_tiny_setup
 
 from rlvid.models.loading import load_processor
 from rlvid.rollout.base import Rollouts
@@ -16,7 +17,6 @@ from rlvid.rollout.vllm_outputs import (
     parse_chat_result,
     parse_request_outputs,
 )
-from rlvid.trainers.testing import make_tiny_setup
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.model_inputs import VideoInputBuilder
 from rlvid.data.prompts import build_messages
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
 from rlvid.rollout import EngineNotAvailableError, SamplingParams, make_engine
 from rlvid.rollout.vllm_fakes import decode_frames_url, hf_process
 from rlvid.rollout.vllm_requests import (
@@ -24,7 +26,6 @@ from rlvid.rollout.vllm_requests import (
     sampling_kwargs,
     server_request,
 )
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 
 @pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl"])
@@ -44,7 +45,7 @@ def test_recipe_asking_for_vllm_without_it_names_the_extra(setup, engine, monkey
     recipe.rollout.engine = engine
     try:
         with pytest.raises(EngineNotAvailableError, match=r"needs vLLM.*pip install 'rlvid\[vllm\]'"):
-            make_engine(recipe, load_policy(recipe.model), processor, builder)
+            make_engine(recipe, Policy(load_policy(recipe.model), builder))
     finally:
         recipe.rollout.engine = "hf"
 

@@ -7,16 +7,17 @@ import types
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup, write_recipe
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
 from rlvid.rollout.vllm_fakes import FakeVLLMClient, fake_vllm_module
 from rlvid.rollout.vllm_outputs import PromptMismatchError
 from rlvid.rollout.vllm_requests import LOGIT_SUPPRESS
 from rlvid.rollout.vllm_server import VLLMServerEngine, eos_token_ids
-from rlvid.trainers.testing import make_tiny_setup, write_recipe
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_make_engine_connects_and_opens_the_nccl_group_on_the_main_process(setup
     recipe.rollout.engine = "vllm-server"
     recipe.rollout.vllm.server_host, recipe.rollout.vllm.server_port = "10.0.0.5", 8123
     try:
-        engine = make_engine(recipe, load_policy(recipe.model), processor, builder)
+        engine = make_engine(recipe, Policy(load_policy(recipe.model), builder))
     finally:
         recipe.rollout.engine = "hf"
         recipe.rollout.vllm.server_host, recipe.rollout.vllm.server_port = "127.0.0.1", 8000

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from tiny_setup import make_tiny_setup
 
 from rlvid.config.schema import ModelConfig
 from rlvid.models.loading import load_policy
@@ -21,7 +22,6 @@ from rlvid.rollout.weight_names import (
     vllm_name,
 )
 from rlvid.rollout.weight_sync import buckets, iter_push_weights, materialize
-from rlvid.trainers.testing import make_tiny_setup
 
 QWEN25 = "Qwen2_5_VLForConditionalGeneration"
 QWEN3 = "Qwen3VLForConditionalGeneration"

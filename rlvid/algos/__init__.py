@@ -17,6 +17,7 @@ from rlvid.algos.policy_loss import (
     truncated_is_weights,
 )
 from rlvid.algos.registry import Registry, UnknownNameError
+from rlvid.algos.rollout_correction import IS_MODES, rollout_is
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
@@ -24,6 +25,7 @@ __all__ = [
     "KL_ESTIMATORS",
     "LOSS_AGGREGATIONS",
     "POLICY_LOSSES",
+    "IS_MODES",
     "Registry",
     "UnknownNameError",
     "aggregate_loss",
@@ -35,6 +37,7 @@ __all__ = [
     "log_importance_ratio",
     "masked_mean",
     "masked_sum",
+    "rollout_is",
     "selective_log_softmax",
     "truncated_is_weights",
 ]

@@ -1,9 +1,10 @@
 """Group-relative advantages from per-completion rewards (GRPO, Dr.GRPO, RLOO).
 
-Every estimator sees the rewards of COMPLETE groups: all G completions of each prompt. When the
-rollouts of one prompt are spread over several processes, the trainer gathers the rewards
-across processes first, computes advantages on the gathered tensor, then keeps its own slice.
-Computing them on a process's partial group would give wrong group statistics (Video-R1 #53).
+Every estimator must see the rewards of COMPLETE groups: all G completions of each prompt.
+The trainers guarantee it by sharding prompts, never completions, over processes: a group is
+generated, scored and normalised on one process, so no gathering is needed (only
+`scale_rewards: batch` reduces its std over processes). Group statistics of a partial group
+would be wrong (Video-R1 #53).
 
 Shared conventions:
 - `scale`: "group" divides the centred reward by the group's std (GRPO), "batch" by the std of
@@ -23,7 +24,8 @@ from rlvid.algos.registry import Registry
 
 AdvantageEstimator = Callable[[torch.Tensor, torch.Tensor, str, float], torch.Tensor]
 
-ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator")
+ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator",
+                                                              entry_point_group="rlvid.advantage_estimators")
 SCALES = ("group", "batch", "none")
 
 

@@ -1,15 +1,16 @@
 """Reduce a masked [B, T] per-token loss to the scalar that is backpropagated.
 
-Modes (the recipe's `trainer.loss_agg`):
-- "grpo":    mean over the tokens of each sequence, then mean over sequences (GRPO paper).
-- "dapo":    sum over all tokens / number of tokens: a token mean, so long completions are not
-             down-weighted (DAPO).
-- "dr_grpo": sum over all tokens / (number of sequences * max_completion_length), a constant
-             per-sequence length, so no length bias at all (Dr.GRPO).
+Modes (the recipe's `trainer.loss_agg`), named for what they compute; the papers' names are aliases:
+- "seq_mean_token_mean" (alias "grpo"): mean over the tokens of each sequence, then mean over
+  sequences (GRPO paper).
+- "token_mean" (alias "dapo"): sum over all tokens / number of tokens, so long completions are
+  not down-weighted (DAPO).
+- "seq_mean_token_sum_norm" (alias "dr_grpo"): sum over all tokens / (number of sequences *
+  max_completion_length), a constant per-sequence length, so no length bias at all (Dr.GRPO).
 
 Each mode is one registered function returning (numerator, count): this micro-batch's summed
-loss and its share of the denominator, in the mode's unit (sequences for "grpo", tokens for
-"dapo", sequences * max_completion_length for "dr_grpo").
+loss and its share of the denominator, in the mode's unit (sequences, tokens, or sequences *
+max_completion_length). A plugin mode (`pkg.mod:fn`, `./file.py:fn`) has the same signature.
 
 Exactness under gradient accumulation and data parallelism. Without `normalizer`, the loss is
 normalised by this micro-batch's own count, and averaging micro-batch losses is NOT the
@@ -35,13 +36,13 @@ from rlvid.algos.registry import Registry
 
 Aggregation = Callable[[torch.Tensor, torch.Tensor, int | None], tuple[torch.Tensor, torch.Tensor]]
 
-LOSS_AGGREGATIONS: Registry[Aggregation] = Registry("loss aggregation")
+LOSS_AGGREGATIONS: Registry[Aggregation] = Registry("loss aggregation", entry_point_group="rlvid.loss_aggregations")
 
 
 def aggregate_loss(
     token_loss: torch.Tensor,
     mask: torch.Tensor,
-    mode: str = "grpo",
+    mode: str = "seq_mean_token_mean",
     normalizer: float | torch.Tensor | None = None,
     max_completion_length: int | None = None,
 ) -> torch.Tensor:
@@ -61,18 +62,24 @@ def _num_sequences(mask: torch.Tensor) -> torch.Tensor:
     return torch.tensor(float(mask.shape[0]), device=mask.device)
 
 
-@LOSS_AGGREGATIONS.register("grpo")
-def sequence_mean_then_mean(token_loss: torch.Tensor, mask: torch.Tensor, max_completion_length: int | None):
+@LOSS_AGGREGATIONS.register("seq_mean_token_mean")
+def seq_mean_token_mean(token_loss: torch.Tensor, mask: torch.Tensor, max_completion_length: int | None):
     return masked_mean(token_loss, mask, dim=-1).sum(), _num_sequences(mask)
 
 
-@LOSS_AGGREGATIONS.register("dapo")
+@LOSS_AGGREGATIONS.register("token_mean")
 def token_mean(token_loss: torch.Tensor, mask: torch.Tensor, max_completion_length: int | None):
     return masked_sum(token_loss, mask), mask.bool().sum().to(torch.float32)
 
 
-@LOSS_AGGREGATIONS.register("dr_grpo")
-def constant_length_sum(token_loss: torch.Tensor, mask: torch.Tensor, max_completion_length: int | None):
+@LOSS_AGGREGATIONS.register("seq_mean_token_sum_norm")
+def seq_mean_token_sum_norm(token_loss: torch.Tensor, mask: torch.Tensor, max_completion_length: int | None):
     if not max_completion_length or max_completion_length < 1:
-        raise ValueError("loss aggregation 'dr_grpo' needs max_completion_length >= 1 (the rollout's max_new_tokens)")
+        raise ValueError("loss aggregation 'seq_mean_token_sum_norm' (dr_grpo) needs max_completion_length >= 1 "
+                         "(the rollout's max_new_tokens)")
     return masked_sum(token_loss, mask), _num_sequences(mask) * max_completion_length
+
+
+LOSS_AGGREGATIONS.alias("grpo", "seq_mean_token_mean")
+LOSS_AGGREGATIONS.alias("dapo", "token_mean")
+LOSS_AGGREGATIONS.alias("dr_grpo", "seq_mean_token_sum_norm")

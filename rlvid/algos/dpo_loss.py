@@ -17,22 +17,26 @@ METEOR of the chosen minus that of the rejected):
   given `gap_normalizer`, e.g. the mean gap of the whole pair set).
 - sft_gamma * NLL(chosen): VidChain's SFT term keeping the chosen output likely.
 
+A DPO loss is one registered function `fn(h, margin, config) -> per-pair loss [P]`; `config` is its
+own section: beta, label_smoothing and the recipe's `mdpo.loss_kwargs` (a plugin reads its keys there).
+
 Under micro-batching pass `normalizer` = the total number of pairs of the optimizer step; the
 returned losses then sum (over micro-batches) to the full-batch loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from rlvid.algos.registry import Registry
 
-DpoLoss = Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]
+DpoLoss = Callable[[torch.Tensor, torch.Tensor, Mapping[str, Any]], torch.Tensor]
 
-DPO_LOSSES: Registry[DpoLoss] = Registry("DPO loss")
+DPO_LOSSES: Registry[DpoLoss] = Registry("DPO loss", entry_point_group="rlvid.dpo_losses")
 GAP_WEIGHTINGS = ("none", "raw", "normalized")
 
 
@@ -52,6 +56,7 @@ def compute_dpo_loss(
     sft_gamma: float = 0.0,
     chosen_nll: torch.Tensor | None = None,
     normalizer: float | torch.Tensor | None = None,
+    loss_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Scalar M-DPO loss and metrics over P pairs (every tensor argument is [P]).
 
@@ -72,7 +77,8 @@ def compute_dpo_loss(
     rejected_logratio = policy_rejected_logps - ref_rejected_logps.detach()
     h = chosen_logratio - rejected_logratio
     margin = margin_scale * metric_gap.detach() if margin_scale != 0.0 else torch.zeros_like(h)
-    pair_loss = DPO_LOSSES.get(loss)(h, margin, beta, label_smoothing)
+    config = {"beta": beta, "label_smoothing": label_smoothing, **(loss_kwargs or {})}
+    pair_loss = DPO_LOSSES.get(loss)(h, margin, config)
 
     weight = _pair_weights(metric_gap, gap_weighting, gap_normalizer, like=h)
     count = normalizer if normalizer is not None else h.numel()
@@ -109,13 +115,14 @@ def _pair_weights(gap: torch.Tensor | None, weighting: str, gap_normalizer: floa
 
 
 @DPO_LOSSES.register("sigmoid")
-def sigmoid_dpo(h: torch.Tensor, margin: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
+def sigmoid_dpo(h: torch.Tensor, margin: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+    beta, label_smoothing = config["beta"], config["label_smoothing"]
     z = beta * h - margin
     return -(1.0 - label_smoothing) * F.logsigmoid(z) - label_smoothing * F.logsigmoid(-z)
 
 
 @DPO_LOSSES.register("ipo")
-def ipo(h: torch.Tensor, margin: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
-    if label_smoothing != 0.0:
+def ipo(h: torch.Tensor, margin: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+    if config["label_smoothing"] != 0.0:
         raise ValueError("label_smoothing applies to the 'sigmoid' DPO loss only, not 'ipo'")
-    return (h - (1.0 / (2.0 * beta) + margin)).square()
+    return (h - (1.0 / (2.0 * config["beta"]) + margin)).square()

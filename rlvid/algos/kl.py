@@ -20,7 +20,7 @@ from rlvid.algos.registry import Registry
 
 KlEstimator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-KL_ESTIMATORS: Registry[KlEstimator] = Registry("KL estimator")
+KL_ESTIMATORS: Registry[KlEstimator] = Registry("KL estimator", entry_point_group="rlvid.kl_estimators")
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "low_var_kl") -> torch.Tensor:

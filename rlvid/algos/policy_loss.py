@@ -13,11 +13,17 @@ Per token, with ratio r = pi(y_t) / pi_old(y_t) and advantage A:
   differentiated.
 - `beta * kl` is the per-token KL penalty to the reference model (see `rlvid.algos.kl`).
 The per-token loss is then reduced by `rlvid.algos.aggregation`.
+
+A policy loss is one registered function `fn(logp, old_logp, advantages, mask, config) -> (token_loss
+[B, T], metrics)`; `config` is its own section of options: the clip settings (epsilon, epsilon_high,
+importance_sampling_level) and the recipe's `trainer.policy_loss_kwargs`, so a new loss (CISPO,
+SAPO, a plugin `pkg.mod:fn`) reads its own keys without a change here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -28,7 +34,7 @@ from rlvid.algos.registry import Registry
 
 PolicyLoss = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
-POLICY_LOSSES: Registry[PolicyLoss] = Registry("policy loss")
+POLICY_LOSSES: Registry[PolicyLoss] = Registry("policy loss", entry_point_group="rlvid.policy_losses")
 IS_LEVELS = ("token", "sequence")
 
 
@@ -46,9 +52,10 @@ def compute_policy_loss(
     beta: float = 0.0,
     kl_estimator: str = "low_var_kl",
     rollout_is_weights: torch.Tensor | None = None,
-    loss_agg: str = "grpo",
+    loss_agg: str = "seq_mean_token_mean",
     normalizer: float | torch.Tensor | None = None,
     max_completion_length: int | None = None,
+    loss_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Scalar policy loss and metrics for one micro-batch.
 
@@ -56,18 +63,13 @@ def compute_policy_loss(
     tokens; advantages: [B] (one per sequence) or [B, T]. `normalizer` and
     `max_completion_length` go to `aggregate_loss`. Metrics are detached 0-dim tensors (means
     over this micro-batch's masked tokens), so the trainer can reduce them across processes.
+    `loss_kwargs` join the clip settings in the loss's own `config`.
     """
     if advantages.ndim == 1:
         advantages = advantages.unsqueeze(-1)
-    token_loss, metrics = POLICY_LOSSES.get(loss)(
-        logp,
-        old_logp.detach(),
-        advantages.detach(),
-        mask,
-        epsilon=epsilon,
-        epsilon_high=epsilon if epsilon_high is None else epsilon_high,
-        importance_sampling_level=importance_sampling_level,
-    )
+    config = {"epsilon": epsilon, "epsilon_high": epsilon if epsilon_high is None else epsilon_high,
+              "importance_sampling_level": importance_sampling_level, **(loss_kwargs or {})}
+    token_loss, metrics = POLICY_LOSSES.get(loss)(logp, old_logp.detach(), advantages.detach(), mask, config)
     if rollout_is_weights is not None:
         token_loss = token_loss * rollout_is_weights.detach()
         metrics["rollout_is_weight_mean"] = masked_mean(rollout_is_weights.detach(), mask)
@@ -108,12 +110,11 @@ def clipped_policy_loss(
     old_logp: torch.Tensor,
     advantages: torch.Tensor,
     mask: torch.Tensor,
-    *,
-    epsilon: float,
-    epsilon_high: float,
-    importance_sampling_level: str,
+    config: Mapping[str, Any],
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO-clip token loss [B, T] with asymmetric bounds; see the module docstring."""
+    epsilon, epsilon_high = config["epsilon"], config["epsilon_high"]
+    importance_sampling_level = config["importance_sampling_level"]
     ratio = torch.exp(log_importance_ratio(logp, old_logp, mask, importance_sampling_level))
     clipped_ratio = ratio.clamp(1.0 - epsilon, 1.0 + epsilon_high)
     token_loss = -torch.min(ratio * advantages, clipped_ratio * advantages)

@@ -39,7 +39,7 @@ def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recip
     for override in overrides:
         _apply_override(config, override)
     recipe = _to_recipe(config, str(path))
-    validate_recipe(recipe, source=str(path))
+    validate_recipe(recipe, source=str(path), base_dir=Path(path).resolve().parent)
     return recipe
 
 

@@ -2,9 +2,10 @@
 
 `load_recipe` merges YAML files and command-line overrides onto these dataclasses, so every
 key is checked (unknown keys and mistyped values are errors) and every default is known.
-`Literal[...]` fields accept only the listed strings. Names of registered functions
-(advantage estimator, policy loss, rewards, hooks, selection strategies) are plain strings,
-checked when the trainer looks them up, so plugins can add new ones.
+`Literal[...]` fields accept only the listed strings. Names of registered functions are plain
+strings, so plugins can add new ones: the algorithm pieces (policy loss, loss aggregation,
+advantage and KL estimators, DPO loss) are checked against their registries when the recipe
+loads (`rlvid.config.validation`); rewards, hooks and selection strategies when they are built.
 
 Batch sizes are counted so they cannot be misread (verl #180, #1524):
 - `trainer.global_prompts_per_step`: prompts per optimizer step over ALL processes; each
@@ -136,15 +137,18 @@ class TrainerConfig:
     warmup_ratio: float = 0.0  # share of steps with linear warm-up
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0  # gradient clipping; 0 = off
-    policy_loss: str = "clipped"  # registered policy loss (rlvid.algos.policy_loss)
-    loss_agg: Literal["grpo", "dapo", "dr_grpo"] = "grpo"  # sequence mean | token mean | constant length
+    policy_loss: str = "clipped"  # registered policy loss (rlvid.algos.policy_loss) or a plugin (pkg.mod:fn)
+    policy_loss_kwargs: dict[str, Any] = field(default_factory=dict)  # the loss's own options, next to epsilon...
+    # loss aggregation (rlvid.algos.aggregation): seq_mean_token_mean (alias grpo) | token_mean (dapo) |
+    # seq_mean_token_sum_norm (dr_grpo) | a plugin
+    loss_agg: str = "seq_mean_token_mean"
     advantage: str = "grpo"  # registered advantage estimator: grpo, rloo
     scale_rewards: Literal["group", "batch", "none"] = "group"  # divide centred rewards by group/batch std or not
     epsilon: float = 0.2  # PPO clip: ratio kept in [1 - epsilon, 1 + epsilon_high]
     epsilon_high: float | None = None  # DAPO clip-higher; None = epsilon
     importance_sampling_level: Literal["token", "sequence"] = "token"  # sequence = GSPO
     beta: float = 0.0  # KL penalty coefficient; 0 = no reference model needed
-    kl_estimator: Literal["k1", "k2", "k3", "low_var_kl"] = "low_var_kl"
+    kl_estimator: str = "low_var_kl"  # registered KL estimator (rlvid.algos.kl): k1 | k2 | k3 | low_var_kl | a plugin
     rollout_is_correction: Literal["none", "truncate"] = "none"  # correct rollout-engine/trainer log-prob mismatch
     rollout_is_cap: float = 2.0  # truncation of those importance weights
     logging_steps: int = 1
@@ -186,7 +190,8 @@ class MdpoConfig:
     """Metric-based DPO (VidChain): sample outputs, rank them by a task metric, DPO on pairs (rlvid.trainers.mdpo)."""
 
     beta: float = 0.1
-    loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    loss: str = "sigmoid"  # registered DPO loss (rlvid.algos.dpo_loss): sigmoid | ipo | a plugin
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)  # the DPO loss's own options, next to beta...
     label_smoothing: float = 0.0  # sigmoid only
     gap_weighting: Literal["none", "normalized", "raw"] = "none"  # per-pair weight from the metric gap
     margin_scale: float = 0.0  # margin = margin_scale * metric gap
@@ -210,9 +215,16 @@ class MdpoConfig:
 
 @dataclass
 class RewardSpec:
+    """One reward of a recipe (the one spec class: `rewards` builds from it, `rewards.parse_reward_spec`
+    reads it from a mapping or a name)."""
+
     name: str = MISSING  # builtin name, package.module:function or ./file.py:function
     weight: float = 1.0
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the reward function
+    label: str | None = None  # the key it is logged under; default: the builtin or function name
+
+    def default_label(self) -> str:
+        return self.label or self.name.rpartition(":")[2]
 
 
 @dataclass

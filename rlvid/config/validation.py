@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+from rlvid.algos import ADVANTAGE_ESTIMATORS, DPO_LOSSES, KL_ESTIMATORS, LOSS_AGGREGATIONS, POLICY_LOSSES
 from rlvid.config.errors import RecipeError
 from rlvid.config.schema import Recipe
 
 
-def validate_recipe(recipe: Recipe, source: str = "recipe") -> None:
-    """Raise RecipeError naming the first key whose value cannot work."""
-    problems = list(_problems(recipe))
+def validate_recipe(recipe: Recipe, source: str = "recipe", base_dir: str | Path | None = None) -> None:
+    """Raise RecipeError naming the first key whose value cannot work; names of registered algorithm pieces
+    are checked against their registries (plugins `./file.py:fn` load relative to `base_dir`)."""
+    problems = list(_problems(recipe)) + list(_registry_problems(recipe, base_dir))
     if problems:
         key, message = problems[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
@@ -64,6 +67,10 @@ def _problems(r: Recipe):
         ("mdpo.num_samples", m.num_samples >= 2, "must be >= 2 (a pair needs two samples)"),
         ("mdpo.min_gap", m.min_gap >= 0, "must be >= 0"),
         ("mdpo.rounds", m.rounds >= 1, "must be >= 1"),
+        ("mdpo.pairs_per_step", m.pairs_per_step >= 1, "must be >= 1"),
+        ("mdpo.generation_batch_size", m.generation_batch_size >= 1, "must be >= 1"),
+        ("mdpo.pairs_per_prompt", m.pairs_per_prompt >= 0, "must be >= 0 (0 = all)"),
+        ("mdpo.margin_scale", m.margin_scale >= 0, "must be >= 0"),
         ("selection.max_tries", r.selection.max_tries >= 1, "must be >= 1"),
     ]
     for key, ok, message in checks:
@@ -77,3 +84,17 @@ def _problems(r: Recipe):
     for i, hook in enumerate(r.hooks):
         if hook.every_n_steps < 0:
             yield f"hooks[{i}].every_n_steps", "must be >= 0"
+
+
+def _registry_problems(r: Recipe, base_dir: str | Path | None):
+    t = r.trainer
+    for key, registry, name in [
+        ("trainer.policy_loss", POLICY_LOSSES, t.policy_loss),
+        ("trainer.loss_agg", LOSS_AGGREGATIONS, t.loss_agg),
+        ("trainer.advantage", ADVANTAGE_ESTIMATORS, t.advantage),
+        ("trainer.kl_estimator", KL_ESTIMATORS, t.kl_estimator),
+        ("mdpo.loss", DPO_LOSSES, r.mdpo.loss),
+    ]:
+        problem = registry.problem(name, base_dir)
+        if problem:
+            yield key, problem

@@ -16,7 +16,7 @@ from rlvid.data.sample import Sample
 from rlvid.data.streaming import chunk_video, needs_text_timestamps, stream_messages
 from rlvid.data.video import DecodedVideo, VideoSampling
 from rlvid.data.video_cache import VideoCache
-from rlvid.trainers.timing import subphase
+from rlvid.timing import subphase
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 from transformers.video_utils import VideoMetadata
 
 from rlvid.data.token_drop import TokenDrop, kept_frames
-from rlvid.trainers.timing import subphase
+from rlvid.timing import subphase
 
 
 class VideoError(ValueError):

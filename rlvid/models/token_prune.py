@@ -17,10 +17,10 @@ temporal RoPE re-spaces the pairs evenly).
 How it reaches the model: the keep mask is a pure function of the processor's pixel patches, so
 both ends compute it from the pixels they are given. `compact_inputs` removes the dropped
 placeholder tokens from a batch and returns explicit positions; a filter on the vision seam
-(`VisionFeatureCache.post_filter`) removes the same tokens' features (and Qwen3-VL's deepstack
-features). Every forward that carries video must take `compact_inputs`: the shared-prefill
-generation, the shared-prefix log-prob pass and `pruned_forward` do; the plain `generate` does
-not, and callers route around it.
+(`VisionFeatureCache.pruner`, set by `rlvid.policy.Policy`) removes the same tokens' features (and
+Qwen3-VL's deepstack features). Every forward that carries video must take `compact_inputs`: the
+shared-prefill generation, the shared-prefix log-prob pass and `pruned_forward` do; the plain
+`generate` does not, and `Policy.generate` routes around it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlvid.models.vision_reuse import VisionFeatureCache, find_vl_core
+from rlvid.models.vision_reuse import find_vl_core
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 ROPE_KEYS = ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
@@ -91,7 +91,7 @@ def video_keep_masks(pixel_values_videos: torch.Tensor, video_grid_thw: torch.Te
 
 
 class TokenPruner:
-    """Installed on a model (on its vision seam); `of(model)` finds it, `compact_inputs` uses it."""
+    """Which visual tokens a forward keeps, and how many it kept (counted by `compact_inputs`)."""
 
     def __init__(self, settings: TokenPruneSettings):
         self.settings = settings
@@ -99,16 +99,12 @@ class TokenPruner:
         self.total_tokens = 0
 
     @classmethod
-    def attach(cls, model: torch.nn.Module, settings: TokenPruneSettings) -> TokenPruner:
-        cache = VisionFeatureCache.attach(model, enabled=None)
-        if cache.pruner is None or cache.pruner.settings != settings:
-            cache.pruner = cls(settings)
-        return cache.pruner
-
-    @staticmethod
-    def of(model: torch.nn.Module) -> TokenPruner | None:
-        cache = VisionFeatureCache.installed(model)
-        return None if cache is None else cache.pruner
+    def for_builder(cls, builder) -> TokenPruner | None:
+        """The pruner `builder`'s video settings ask for (`token_drop.mode: token`), else None."""
+        drop = builder.sampling.drop
+        if drop.mode != "token":
+            return None
+        return cls(TokenPruneSettings.from_processor(builder.processor, drop.threshold, drop.min_kept_frames))
 
     def filter_features(self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor, out):
         """The vision seam's output with the dropped tokens' features removed (per video; deepstack too)."""
@@ -119,15 +115,6 @@ class TokenPruner:
             flat = torch.cat(masks)
             out.deepstack_features = [d[flat.to(d.device)] for d in deepstack]
         return out
-
-
-def attach_token_pruner(model: torch.nn.Module | None, builder) -> TokenPruner | None:
-    """Install the pruner `builder`'s video settings ask for (`token_drop.mode: token`) on `model`; None otherwise."""
-    drop = builder.sampling.drop
-    if model is None or drop.mode != "token":
-        return None
-    settings = TokenPruneSettings.from_processor(builder.processor, drop.threshold, drop.min_kept_frames)
-    return TokenPruner.attach(model, settings)
 
 
 @dataclass

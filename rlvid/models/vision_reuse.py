@@ -18,7 +18,7 @@ Qwen2.5-VL / Qwen3-VL forward goes through, `generate` included) and, while a st
 - LoRA adapters inside the vision tower: the adapters' on/off state is part of the key, so the
   reference pass (adapters disabled) never receives the policy's features.
 
-Every call is timed as the `vision` sub-phase (rlvid.trainers.timing), cached or not, so the
+Every call is timed as the `vision` sub-phase (rlvid.timing), cached or not, so the
 per-phase breakdown shows the vision encoder whether reuse is on or off.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlvid.trainers.timing import subphase
+from rlvid.timing import subphase
 
 
 @dataclass
@@ -200,33 +200,6 @@ class _Wrapped:
 
     def __call__(self, *args, **kwargs):
         return self.cache._call(*args, **kwargs)
-
-
-@contextmanager
-def reuse_vision(*caches: VisionFeatureCache | None) -> Iterator[None]:
-    """Open one step on every given cache (None entries are skipped)."""
-    opened = [c for c in caches if c is not None]
-    for c in opened:
-        c._open = True
-    try:
-        yield
-    finally:
-        for c in opened:
-            c._open = False
-            c.clear()
-
-
-def attach_caches(models: list[torch.nn.Module | None], enabled: bool) -> list[VisionFeatureCache]:
-    """A cache on each model that has a Qwen-style vision core (others are skipped: nothing to reuse)."""
-    out = []
-    for model in models:
-        if model is None:
-            continue
-        try:
-            out.append(VisionFeatureCache.attach(model, enabled))
-        except TypeError:
-            continue
-    return out
 
 
 def visual_tokens(grid_thw: torch.Tensor | None, merge_size: int = 2) -> int:

@@ -30,7 +30,11 @@ class SamplingParams:
 
 @dataclass
 class Rollouts:
-    """Completions of a batch of prompts, G per prompt, grouped: rows i*G .. i*G+G-1 belong to prompt i.
+    """Completions of a batch of prompts: row r belongs to prompt `prompt_index[r]`.
+
+    Engines return G rows per prompt, grouped (rows i*G .. i*G+G-1 of prompt i); `select` keeps the
+    order but may drop rows (online selection drops whole groups), so code reads `prompt_index`,
+    never the block layout.
 
     token_ids: the generated ids, cut after the first eos (the eos is kept, as the model produced it).
     texts: the decoded completions (special tokens skipped), what rewards read.

@@ -6,7 +6,7 @@ recipe naming one without vLLM installed gets `EngineNotAvailableError` naming t
 
 from __future__ import annotations
 
-from rlvid.data.model_inputs import VideoInputBuilder
+from rlvid.policy import Policy
 from rlvid.rollout.base import RolloutEngine
 from rlvid.rollout.hf import HFRolloutEngine
 from rlvid.rollout.vllm_import import EngineNotAvailableError
@@ -16,17 +16,17 @@ ENGINES = ("hf", "vllm", "vllm-server")
 __all__ = ["ENGINES", "EngineNotAvailableError", "make_engine"]
 
 
-def make_engine(recipe, model, processor, builder: VideoInputBuilder) -> RolloutEngine:
-    """The rollout engine the recipe asks for; `model` is the unwrapped policy."""
+def make_engine(recipe, policy: Policy) -> RolloutEngine:
+    """The rollout engine the recipe asks for, sampling from `policy` (the vLLM engines get its weights)."""
     name = recipe.rollout.engine
     if name == "hf":
-        return HFRolloutEngine(model, builder)
+        return HFRolloutEngine(policy)
     if name == "vllm":
         from rlvid.rollout.vllm_colocate import create_colocate_engine
 
-        return create_colocate_engine(recipe, model, processor, builder)
+        return create_colocate_engine(recipe, policy.model, policy.processor, policy.builder)
     if name == "vllm-server":
         from rlvid.rollout.vllm_server import create_server_engine
 
-        return create_server_engine(recipe, model, processor, builder)
+        return create_server_engine(recipe, policy.model, policy.processor, policy.builder)
     raise EngineNotAvailableError(f"unknown rollout.engine {name!r}; known: {list(ENGINES)}")

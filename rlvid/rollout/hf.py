@@ -1,57 +1,32 @@
-"""The `hf` engine: `model.generate` on the policy itself (CPU default, and the reference behaviour).
+"""The `hf` engine: `generate` on the policy itself (CPU default, and the reference behaviour).
 
 Because it samples from the very module being trained, `sync_weights` has nothing to do. Each
-prompt's video is decoded once (the builder's cache) and its inputs are repeated G times with
-`num_return_sequences`, so the G completions of a prompt share one prompt encoding. With
-`shared_prefill` (recipe `trainer.shared_prefix`), each prompt is prefilled once and its KV cache
-repeated G times instead (rlvid.rollout.hf_prefill): the vision encoder and the prompt's forward
-run once per prompt, not G times.
+prompt's video is decoded once (the builder's cache) and the G completions of a prompt share one
+prompt encoding; with the policy's shared prefix (recipe `trainer.shared_prefix`) each prompt is
+also prefilled once and its KV cache repeated G times (`rlvid.policy.generate`): the vision
+encoder and the prompt's forward run once per prompt, not G times.
 """
 
 from __future__ import annotations
 
-import torch
-
-from rlvid.data.model_inputs import VideoInputBuilder
 from rlvid.data.sample import Sample
-from rlvid.models.token_prune import TokenPruner, attach_token_pruner
+from rlvid.policy import Policy
 from rlvid.rollout.base import Rollouts, SamplingParams
-from rlvid.rollout.hf_prefill import can_share_prefill, generate_shared_prefill, timed_generate_calls
 
 
 class HFRolloutEngine:
-    """Rollouts with transformers' `generate` on the (unwrapped) policy model."""
+    """Rollouts with transformers' `generate` through `Policy.generate`."""
 
-    def __init__(self, model, builder: VideoInputBuilder, max_prompts_per_generate: int | None = None,
-                 shared_prefill: bool = False):
-        self.model = model
-        self.builder = builder
-        self.max_prompts_per_generate = max_prompts_per_generate
-        self.shared_prefill = shared_prefill
-        self.placeholder_ids = placeholder_token_ids(model)
-        attach_token_pruner(model, builder)
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.placeholder_ids = placeholder_token_ids(policy.model)
 
-    @torch.no_grad()
     def generate(self, batch: list[Sample], num_generations: int, sampling: SamplingParams) -> Rollouts:
         if not batch:
             return Rollouts([], [], [])
-        chunk = self.max_prompts_per_generate or len(batch)
-        parts = [self._generate(batch[i:i + chunk], num_generations, sampling) for i in range(0, len(batch), chunk)]
-        out = Rollouts([], [], [], truncated=[])
-        for offset, part in zip(range(0, len(batch), chunk), parts, strict=True):
-            out.prompt_index += [offset + i for i in part.prompt_index]
-            out.token_ids += part.token_ids
-            out.texts += part.texts
-            out.truncated += part.truncated
-        return out
-
-    def _generate(self, batch: list[Sample], num_generations: int, sampling: SamplingParams) -> Rollouts:
-        model = self.model
-        tokenizer = self.builder.processor.tokenizer
-        device = next(model.parameters()).device
-        inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                  for k, v in self.builder.prompts(batch).inputs.items()}
-        options = dict(
+        tokenizer = self.policy.tokenizer
+        new = self.policy.generate(
+            batch, num_generations,
             do_sample=True,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
@@ -61,18 +36,7 @@ class HFRolloutEngine:
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             suppress_tokens=self.placeholder_ids or None,
-        )
-        was_training = model.training
-        model.eval()
-        try:
-            if (self.shared_prefill or TokenPruner.of(model) is not None) and can_share_prefill(model):
-                ids = generate_shared_prefill(model, inputs, num_generations, **options)
-            else:
-                with timed_generate_calls(model):
-                    ids = model.generate(**inputs, num_return_sequences=num_generations, **options)
-        finally:
-            model.train(was_training)
-        new = ids[:, inputs["input_ids"].shape[1]:].tolist()
+        ).tolist()
         token_ids, truncated = [], []
         for row in new:
             cut = strip_after_eos(row, tokenizer.eos_token_id)

@@ -2,7 +2,7 @@
 
 One step, as `GRPOTrainer.train_step` reads:
 
-    gen -> reward -> select (online selection hook) -> adv -> old -> ref -> update_actor -> sync
+    gen -> reward -> select -> adv -> encode -> old -> ref -> update_actor -> sync
 
 Each phase is one call inside a named timer (logged as time/<phase> every step). Groups stay whole
 on the process that generated them (prompts are sharded, never completions), so group
@@ -11,34 +11,35 @@ statistics are local; only `trainer.scale_rewards: batch` gathers rewards across
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
-from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer
-from rlvid.models.loading import load_policy
-from rlvid.models.token_prune import TokenPruner, attach_token_pruner
-from rlvid.models.vision_reuse import attach_caches, reuse_vision, visual_tokens
-from rlvid.rollout import Rollouts, SamplingParams, make_engine
-from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
-from rlvid.trainers.hooks import reward_columns
-from rlvid.trainers.logprobs import collate, encode_prompts
-from rlvid.trainers.loop import NonFiniteError, Trainer, reduce_max, reduce_sum
-from rlvid.trainers.prefix_logprobs import PrefixBatch, make_prefix_batch, micro_batch_logprobs
+from rewards import NonFiniteRewardError, RewardSet, score
+from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer, rollout_is
+from rlvid.models.vision_reuse import visual_tokens
+from rlvid.policy import Policy, SequenceBatch
+from rlvid.rollout import HFRolloutEngine, RolloutEngine, Rollouts, SamplingParams
+from rlvid.rollout.is_correction import rollout_logprob_rows
+from rlvid.trainers.loop import NonFiniteError, Trainer, micro_batches, reduce_max, reduce_sum
 from rlvid.trainers.selection import refill_groups, select_groups
 
 
 @dataclass
 class MicroBatch:
-    """Rows of one forward/backward: model inputs, completion mask, advantages, rollout positions, and the
-    sampling engine's log-probs in the mask's layout (when the engine returns them, e.g. vLLM)."""
+    """Rows of one forward/backward: the policy's sequence batch (inputs, completion mask, shared-prefix
+    layout), advantages, rollout positions, and the sampling engine's log-probs in the mask's layout (when
+    the engine returns them, e.g. vLLM)."""
 
-    inputs: dict[str, torch.Tensor]
-    mask: torch.Tensor
+    seq: SequenceBatch
     advantages: torch.Tensor
     rows: list[int]
     rollout_logp: torch.Tensor | None = None
-    shared: PrefixBatch | None = None  # the same rows laid out for the shared-prefix pass (trainer.shared_prefix)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.seq.mask
 
 
 class GRPOTrainer(Trainer):
@@ -46,17 +47,17 @@ class GRPOTrainer(Trainer):
 
     stage = "grpo"
 
-    def __init__(self, recipe, recipe_dir=None, model_path=None, output_dir=None, accelerator=None):
-        super().__init__(recipe, recipe_dir, model_path, output_dir, accelerator)
-        if self.reward_set is None:
+    def __init__(self, recipe, policy: Policy, train_samples: list, *, reward_set: RewardSet | None,
+                 engine: RolloutEngine | None = None, reference: Policy | None = None, **components):
+        """`reward_set(texts, **columns)` scores completions (a `rewards.RewardSet`); `engine` samples from
+        `policy` (default: the hf engine); `reference` is the frozen KL reference (None: no KL term, or with LoRA
+        the policy without its adapters). Other components as `Trainer`."""
+        if reward_set is None:
             raise ValueError("GRPO needs rewards: the recipe's rewards.functions is empty")
+        super().__init__(recipe, policy, train_samples, reward_set=reward_set, **components)
         self.sampling = SamplingParams.from_recipe(recipe.rollout)
-        self.engine = make_engine(recipe, self.accelerator.unwrap_model(self.model), self.processor, self.builder)
-        self.ref_model = self._reference_model()
-        if hasattr(self.engine, "shared_prefill"):  # the hf engine prefills each prompt once for its G rollouts
-            self.engine.shared_prefill = recipe.trainer.shared_prefix
-        self.vision_caches = attach_caches([self.accelerator.unwrap_model(self.model), self.ref_model],
-                                           enabled=recipe.trainer.reuse_vision)
+        self.engine = engine if engine is not None else HFRolloutEngine(policy)
+        self.reference = reference
 
     @property
     def global_batch_size(self) -> int:
@@ -66,20 +67,11 @@ class GRPOTrainer(Trainer):
     def updates_per_step(self) -> int:
         return self.recipe.trainer.num_iterations
 
-    def _reference_model(self):
-        """The frozen reference for the KL term; none when beta = 0; with LoRA, the adapter-free base."""
-        if self.recipe.trainer.beta == 0.0 or self.recipe.model.lora.enabled:
-            return None
-        ref = load_policy(self.recipe.model, self.model_path, device=self.accelerator.device).eval()
-        ref.requires_grad_(False)
-        attach_token_pruner(ref, self.builder)  # the reference sees the same tokens as the policy
-        return ref
-
     # ------------------------------------------------------------------ one step
 
     def train_step(self, prompts: list, step: int) -> dict[str, float]:
-        with reuse_vision(*self.vision_caches):  # a video's visual features: once per step and model
-            return self._train_step(prompts, step)
+        with self.policy.step(), self.reference.step() if self.reference else nullcontext():
+            return self._train_step(prompts, step)  # a video's visual features: once per step and model
 
     def _train_step(self, prompts: list, step: int) -> dict[str, float]:
         t, cfg = self.timer, self.recipe.trainer
@@ -97,13 +89,13 @@ class GRPOTrainer(Trainer):
             batches = self.make_micro_batches(prompts, rollouts, advantages)
             normalizer = self.global_normalizer(batches)
         with t("old"):
-            old_logps = self.logprobs(self.model, batches) if cfg.num_iterations > 1 else None
+            old_logps = self.logprobs(self.policy, batches) if cfg.num_iterations > 1 else None
         with t("ref"):
             ref_logps = self.reference_logprobs(batches)
         with t("update_actor"):
             update_metrics = self.update_actor(batches, old_logps, ref_logps, normalizer, step, prompts)
         with t("sync"):
-            self.engine.sync_weights(self.accelerator.unwrap_model(self.model))
+            self.engine.sync_weights(self.policy.model)
         return {**reward_metrics, **select_metrics, **self.rollout_metrics(rollouts, advantages), **update_metrics,
                 **self.visual_metrics(prompts, batches)}
 
@@ -112,18 +104,16 @@ class GRPOTrainer(Trainer):
     def compute_rewards(self, prompts: list, rollouts: Rollouts, step: int):
         """Per-completion total reward [N] and reward metrics; None (step skipped) for NaN with on_nan: skip."""
         samples = [prompts[i] for i in rollouts.prompt_index]
-        columns = reward_columns(samples)
-        columns["completion_ids"] = rollouts.token_ids
         bad, error = 0.0, None
         try:
-            out = self.reward_set(rollouts.texts, **columns)
+            out = score(self.reward_set, samples, rollouts.texts, rollouts.token_ids)
             total = torch.tensor(out.total, dtype=torch.float32)
             bad = float(not torch.isfinite(total).all())
-        except Exception as e:  # a failing reward function: save what it saw, then stop
-            if "not finite" not in str(e):
-                path = self.save_bad_samples(step, samples, f"reward error: {e}", {"completion": rollouts.texts})
-                raise RuntimeError(f"grpo step {step + 1}: reward failed ({e}); samples saved to {path}") from e
+        except NonFiniteRewardError as e:  # NaN/inf: skipped or raised below, on every process alike
             bad, error = 1.0, e
+        except Exception as e:  # a failing reward function: save what it saw, then stop
+            path = self.save_bad_samples(step, samples, f"reward error: {e}", {"completion": rollouts.texts})
+            raise RuntimeError(f"grpo step {step + 1}: reward failed ({e}); samples saved to {path}") from e
         if reduce_max(self.accelerator, bad) > 0:
             path = self.save_bad_samples(step, samples, f"non-finite reward: {error}", {"completion": rollouts.texts})
             if self.recipe.trainer.on_nan == "raise":
@@ -183,19 +173,15 @@ class GRPOTrainer(Trainer):
 
     def make_micro_batches(self, prompts: list, rollouts: Rollouts, advantages: torch.Tensor) -> list[MicroBatch]:
         """Prompt+completion rows in micro-batches of `trainer.micro_batch_size_per_device` sequences."""
-        from rlvid.trainers.loop import micro_batches
-
-        encoded = encode_prompts(self.builder, prompts)
-        pad = self.processor.tokenizer.pad_token_id
+        encoded = self.policy.encode(prompts)
         out = []
         for rows in micro_batches(len(rollouts), self.recipe.trainer.micro_batch_size_per_device):
             rows = list(rows)
-            owners, completions = [rollouts.prompt_index[r] for r in rows], [rollouts.token_ids[r] for r in rows]
-            inputs, mask = collate([encoded[p] for p in owners], completions, pad)
-            shared = make_prefix_batch(encoded, owners, completions, pad) if self.recipe.trainer.shared_prefix else None
+            seq = self.policy.batch([encoded[rollouts.prompt_index[r]] for r in rows],
+                                    [rollouts.token_ids[r] for r in rows])
             rollout_logp = None if rollouts.logprobs is None else rollout_logprob_rows(
-                mask, [rollouts.logprobs[r] for r in rows])
-            out.append(MicroBatch(inputs, mask, advantages[rows], rows, rollout_logp, shared=shared))
+                seq.mask, [rollouts.logprobs[r] for r in rows])
+            out.append(MicroBatch(seq, advantages[rows], rows, rollout_logp))
         return out
 
     def global_normalizer(self, batches: list[MicroBatch]) -> torch.Tensor:
@@ -205,23 +191,17 @@ class GRPOTrainer(Trainer):
                     for b in batches)
         return reduce_sum(self.accelerator, local).float().cpu()
 
-    @torch.no_grad()
-    def logprobs(self, model, batches: list[MicroBatch]) -> list[torch.Tensor]:
-        """Per-token log-probs [B, T'] of each micro-batch's completions under `model` (no grad)."""
-        out = []
-        for b in batches:
-            logp, _ = micro_batch_logprobs(model, b.inputs, b.mask.to(self.accelerator.device), b.shared,
-                                           self.sampling.temperature)
-            out.append(logp)
-        return out
+    def logprobs(self, policy: Policy, batches: list[MicroBatch]) -> list[torch.Tensor]:
+        """Per-token log-probs [B, T'] of each micro-batch's completions under `policy` (no grad)."""
+        return [policy.logprobs(b.seq, temperature=self.sampling.temperature)[0] for b in batches]
 
     def reference_logprobs(self, batches: list[MicroBatch]) -> list[torch.Tensor] | None:
         if self.recipe.trainer.beta == 0.0:
             return None
-        if self.ref_model is not None:
-            return self.logprobs(self.ref_model, batches)
-        with self.accelerator.unwrap_model(self.model).disable_adapter():  # LoRA: the base model is the reference
-            return self.logprobs(self.model, batches)
+        if self.reference is not None:
+            return self.logprobs(self.reference, batches)
+        with self.policy.without_adapter():  # LoRA: the base model is the reference
+            return self.logprobs(self.policy, batches)
 
     def update_actor(self, batches: list[MicroBatch], old_logps, ref_logps, normalizer: torch.Tensor,
                      step: int, prompts: list) -> dict[str, float]:
@@ -233,8 +213,7 @@ class GRPOTrainer(Trainer):
 
         def loss_fn(i: int):
             b = batches[i]
-            logp, mask = micro_batch_logprobs(self.model, b.inputs, b.mask.to(device), b.shared,
-                                              self.sampling.temperature)
+            logp, mask = self.policy.logprobs(b.seq, grad=True, temperature=self.sampling.temperature)
             old = old_logps[i] if old_logps is not None else logp.detach()  # mu = 1: ratio exactly 1
             is_weights, is_metrics = None, {}
             if b.rollout_logp is not None:  # engine/trainer mismatch: always logged, corrected when asked
@@ -245,9 +224,8 @@ class GRPOTrainer(Trainer):
                 epsilon_high=cfg.epsilon_high, importance_sampling_level=cfg.importance_sampling_level,
                 ref_logp=None if ref_logps is None else ref_logps[i], beta=cfg.beta, kl_estimator=cfg.kl_estimator,
                 rollout_is_weights=is_weights, loss_agg=cfg.loss_agg, normalizer=normalizer.to(device),
-                max_completion_length=self.recipe.rollout.max_new_tokens)
-            return loss, dict({k: float(v) for k, v in m.items()}, **is_metrics,
-                              loss=float(loss.detach()) * len(batches))
+                max_completion_length=self.recipe.rollout.max_new_tokens, loss_kwargs=dict(cfg.policy_loss_kwargs))
+            return loss, dict({k: float(v) for k, v in m.items()}, **is_metrics, loss=float(loss.detach()))
 
         for _ in range(cfg.num_iterations):
             metrics = self.accumulate_and_step(len(batches), loss_fn, step, prompts)
@@ -257,19 +235,17 @@ class GRPOTrainer(Trainer):
         """Visual tokens per sequence the LLM saw, share of sampled frames kept (data.video.token_drop), reuse."""
         merge = int(self.processor.video_processor.merge_size)
         rows = sum(len(b.rows) for b in batches)
-        tokens = sum(visual_tokens(b.inputs.get("video_grid_thw"), merge) for b in batches)
+        tokens = sum(visual_tokens(b.seq.inputs.get("video_grid_thw"), merge) for b in batches)
         videos = [self.builder.video(s) for s in prompts]
         kept = sum(len(v.indices) for v in videos)
         out = {"tokens/visual_per_prompt": tokens / max(rows, 1),
                "tokens/frames_kept_fraction": kept / max(kept + sum(v.dropped_frames for v in videos), 1)}
-        pruner = TokenPruner.of(self.accelerator.unwrap_model(self.model))
-        if pruner is not None and pruner.total_tokens:  # token_drop.mode: token (counted over this step's forwards)
-            out["tokens/visual_kept_fraction"] = pruner.kept_tokens / pruner.total_tokens
+        stats = self.policy.pop_stats()
+        if stats.visual_tokens_total:  # token_drop.mode: token (counted over this step's forwards)
+            out["tokens/visual_kept_fraction"] = stats.visual_tokens_kept / stats.visual_tokens_total
             out["tokens/visual_per_prompt"] *= out["tokens/visual_kept_fraction"]
-            pruner.kept_tokens = pruner.total_tokens = 0
-        for cache in self.vision_caches[:1]:  # the policy's
-            out["vision/computed"], out["vision/reused"] = float(cache.stats.computed), float(cache.stats.reused)
-            cache.stats.computed = cache.stats.reused = cache.stats.bypassed = 0
+        if stats.videos_computed is not None:
+            out["vision/computed"], out["vision/reused"] = float(stats.videos_computed), float(stats.videos_reused)
         return out
 
     def rollout_metrics(self, rollouts: Rollouts, advantages: torch.Tensor) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """Evaluation hooks: the recipe's `hooks` list, run after each epoch or every N steps.
 
 A hook is a function `fn(model, step, epoch, recipe, **context) -> dict[str, float] | None`;
-context holds `builder` (the training VideoInputBuilder), `samples` (the val split, capped by
+context holds `policy` (the trained `rlvid.policy.Policy`: generate / log-probs with the training
+settings), `builder` (its VideoInputBuilder), `samples` (the val split, capped by
 `trainer.max_eval_samples`), `output_dir`, `reward_set` and `kwargs` from the recipe entry.
 A function without `**context` receives only the names it declares. Builtins decode greedily
 with the training prompt and video settings (`rlvid.eval.predict`) and report
@@ -11,7 +12,6 @@ Their metrics are logged under `eval/` and written to output_dir/eval/step-N.jso
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 from collections.abc import Callable
@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewards import score
 from rlvid.algos import Registry
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
 
 HookFn = Callable[..., dict[str, float] | None]
-HOOKS: Registry[HookFn] = Registry("evaluation hook")
+HOOKS: Registry[HookFn] = Registry("evaluation hook", entry_point_group="rlvid.hooks")
 
 
 @dataclass
@@ -33,27 +34,25 @@ class _Predictions:
     completions: list[str] = field(default_factory=list)
 
 
-def _greedy(model, builder, samples, recipe, tasks: tuple[str, ...] | None) -> _Predictions:
+def _greedy(policy, samples, recipe, tasks: tuple[str, ...] | None) -> _Predictions:
     chosen = [s for s in samples if tasks is None or s.task in tasks]
     if not chosen:
         return _Predictions([])
-    out = predict(model, builder, chosen, batch_size=recipe.trainer.eval_batch_size,
+    out = predict(policy, chosen, batch_size=recipe.trainer.eval_batch_size,
                   max_new_tokens=recipe.rollout.max_new_tokens)
     return _Predictions(chosen, out)
 
 
 def _task_hook(tasks: tuple[str, ...] | None) -> HookFn:
-    def hook(model, step, epoch, recipe, builder, samples, reward_set=None, **_) -> dict[str, float]:
-        pred = _greedy(model, builder, samples, recipe, tasks)
+    def hook(policy, step, epoch, recipe, samples, reward_set=None, **_) -> dict[str, float]:
+        pred = _greedy(policy, samples, recipe, tasks)
         if not pred.samples:
             return {}
         metrics = evaluate_completions(pred.completions, pred.samples, convention=recipe.trainer.eval_convention,
                                        dense=recipe.trainer.eval_dense)
         if reward_set is not None:
-            columns = reward_columns(pred.samples)
-            columns["completion_ids"] = [builder.processor.tokenizer(c, add_special_tokens=False)["input_ids"]
-                                         for c in pred.completions]
-            metrics.update(reward_set(pred.completions, **columns).metrics("rewards"))
+            ids = [policy.tokenizer(c, add_special_tokens=False)["input_ids"] for c in pred.completions]
+            metrics.update(score(reward_set, pred.samples, pred.completions, ids).metrics("rewards"))
         return metrics
 
     return hook
@@ -67,9 +66,9 @@ HOOKS.register("eval_all")(_task_hook(None))
 
 
 @HOOKS.register("save_samples")
-def save_samples(model, step, epoch, recipe, builder, samples, output_dir, num_samples: int = 8, **_) -> dict:
+def save_samples(policy, step, epoch, recipe, samples, output_dir, num_samples: int = 8, **_) -> dict:
     """Write greedy completions of the first `num_samples` val samples to output_dir/samples/step-N.jsonl."""
-    pred = _greedy(model, builder, samples[:num_samples], recipe, None)
+    pred = _greedy(policy, samples[:num_samples], recipe, None)
     out = Path(output_dir) / "samples" / f"step-{step:06d}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w") as f:
@@ -79,29 +78,10 @@ def save_samples(model, step, epoch, recipe, builder, samples, output_dir, num_s
     return {}
 
 
-SAMPLE_COLUMNS = ("id", "video", "duration", "task", "question", "options", "answer", "intervals", "events", "meta")
-
-
-def reward_columns(samples) -> dict[str, list]:
-    """Sample fields as lists aligned with `samples` (the reward functions' keyword columns)."""
-    return {k: [getattr(s, k) for s in samples] for k in SAMPLE_COLUMNS}
-
-
 def resolve_hook(name: str, base_dir: str | Path | None = None) -> HookFn:
-    """A builtin/registered hook name, `pkg.mod:fn`, or `./file.py:fn` (relative to the recipe's folder)."""
-    if ":" not in name:
-        return HOOKS.get(name)
-    target, fn_name = name.rsplit(":", 1)
-    if target.endswith(".py"):
-        from rewards.registry import load_plugin_file  # the same file loader as reward plugins
-
-        module = load_plugin_file(target, base_dir, name)
-    else:
-        module = importlib.import_module(target)
-    fn = getattr(module, fn_name, None)
-    if not callable(fn):
-        raise ValueError(f"hook {name!r}: {fn_name!r} is not a function of {target}")
-    return fn
+    """A builtin/registered hook name, `pkg.mod:fn`, `./file.py:fn` (relative to the recipe's folder), or an
+    entry point of group `rlvid.hooks` (`rlvid.plugins`)."""
+    return HOOKS.get(name, base_dir)
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""The loop pieces every trainer shares (GRPO, SFT, later M-DPO): one idea each, no copies.
+"""The loop pieces every trainer shares (GRPO, SFT, M-DPO): one idea each, no copies.
 
 `Trainer.fit()` owns what is the same for every algorithm: the data order (a function of seed
 and epoch, so a resumed run sees the same batches), the per-process shard of each step's
-prompts, logging, evaluation hooks, checkpoints and the final model. A subclass implements
-`train_step(samples, step, timer) -> metrics`, written as the algorithm reads, using
+samples, logging, evaluation hooks, checkpoints and the final model. A trainer is handed its
+collaborators (the `Policy`, the samples, rewards, hooks; `rlvid.app.compose` builds them from a
+recipe) and builds only its optimizer. A subclass implements `train_step(samples, step) ->
+metrics`, written as the algorithm reads, timing its phases with `self.timer`, and uses
 `accumulate_and_step` for the exact gradient-accumulation contract of `rlvid.algos.aggregation`.
 """
 
@@ -13,27 +15,24 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import gather_object
 
 from data_selection.sampler import selection_weights, weighted_sampler
-from rewards import compose_rewards
+from rewards import RewardSet
 from rlvid.config import save_recipe
-from rlvid.data.recipe_data import load_split, make_input_builder
-from rlvid.models.loading import load_policy, load_processor
-from rlvid.models.token_prune import attach_token_pruner
-from rlvid.models.trainable import apply_trainable, trainable_counts
+from rlvid.models.trainable import trainable_counts
+from rlvid.policy import Policy
+from rlvid.timing import PhaseTimer
 from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
 from rlvid.trainers.hooks import HookRunner
 from rlvid.trainers.logging import RunLogger
-from rlvid.trainers.timing import PhaseTimer
 
 logger = logging.getLogger("rlvid.trainers")
 
@@ -103,37 +102,40 @@ class Trainer:
 
     stage = "train"
 
-    def __init__(self, recipe, recipe_dir: str | Path | None = None, model_path: str | None = None,
-                 output_dir: str | Path | None = None, accelerator: Accelerator | None = None):
+    def __init__(self, recipe, policy: Policy, train_samples: Sequence, *, val_samples: Sequence = (),
+                 reward_set: RewardSet | None = None, hooks: HookRunner | None = None,
+                 accelerator: Accelerator | None = None, output_dir: str | Path | None = None):
+        """`policy` holds the (trainable) model; the trainer builds the optimizer over its parameters and
+        prepares both with `accelerator` (default: one from the recipe). `train_samples` are what a step
+        draws (prompts; pairs for M-DPO)."""
         self.recipe = recipe
-        self.recipe_dir = Path(recipe_dir) if recipe_dir else Path.cwd()
         self.output_dir = Path(output_dir or recipe.trainer.output_dir)
         self.accelerator = accelerator or make_accelerator(recipe)
-        set_seed(recipe.trainer.seed)
-        self.model_path = model_path or recipe.model.path
-        self.processor = load_processor(self.model_path)
-        self.builder = make_input_builder(recipe, self.processor)
-        self.train_samples = load_split(recipe, "train")
+        self.policy = policy
+        self.train_samples = list(train_samples)
         self.sample_weights = (selection_weights(self.train_samples) if recipe.selection.weighted_sampling
                                else None)
-        self.val_samples = load_split(recipe, "val") if recipe.data.val else []
-        if recipe.trainer.max_eval_samples is not None:
-            self.val_samples = self.val_samples[: recipe.trainer.max_eval_samples]
-        self.reward_set = (compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error,
-                                           base_dir=self.recipe_dir) if recipe.rewards.functions else None)
-        self.hooks = HookRunner(recipe.hooks, recipe, self.recipe_dir)
+        self.val_samples = list(val_samples)
+        self.reward_set = reward_set
+        self.hooks = hooks if hooks is not None else HookRunner([], recipe)
         if self.hooks.hooks and not self.val_samples:
             raise ValueError("recipe has evaluation hooks but no data.val split to evaluate on")
         self._check_batch_sizes()
-        model = apply_trainable(load_policy(recipe.model, self.model_path, device=self.accelerator.device),
-                                recipe.model)
         self.optimizer, self.scheduler = make_optimizer_and_scheduler(
-            model, self.optim_config(), self.total_steps * self.updates_per_step)
-        attach_token_pruner(model, self.builder)  # data.video.token_drop.mode: token
-        self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+            policy.model, self.optim_config(), self.total_steps * self.updates_per_step)
+        self.model, self.optimizer = self.accelerator.prepare(policy.model, self.optimizer)
+        policy.wrap(self.model)
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.timer = PhaseTimer()
         self.step = 0
+
+    @property
+    def processor(self):
+        return self.policy.processor
+
+    @property
+    def builder(self):
+        return self.policy.builder
 
     # ---------------------------------------------------------- what a subclass provides
 
@@ -243,7 +245,7 @@ class Trainer:
         start = time.perf_counter()
         if self.accelerator.is_main_process:
             metrics = self.hooks.run(
-                hooks, self.output_dir, self.step, model=self.accelerator.unwrap_model(self.model),
+                hooks, self.output_dir, self.step, model=self.policy.model, policy=self.policy,
                 epoch=self.epoch_of(self.step - 1), builder=self.builder, samples=self.val_samples,
                 reward_set=self.reward_set)
             metrics["time/eval"] = time.perf_counter() - start
@@ -265,14 +267,16 @@ class Trainer:
     # ---------------------------------------------------------- the update
 
     def accumulate_and_step(self, n_micro_batches: int, loss_fn: Callable[[int], tuple[torch.Tensor, dict]],
-                            step: int, samples: Sequence = ()) -> dict[str, float]:
+                            step: int, samples: Sequence = (), summed: tuple[str, ...] = ("loss",)
+                            ) -> dict[str, float]:
         """Backward every micro-batch, then one optimizer step (the normaliser contract of rlvid.algos).
 
         `loss_fn(i)` returns micro-batch i's loss, already divided by the step's global normaliser,
-        and its metrics. Losses are SUMMED (not averaged over accumulation steps) and multiplied by
-        the number of processes, because DDP averages gradients. Gradients are all-reduced only on
-        the last micro-batch; a process with fewer micro-batches runs zero-loss ones so every
-        process joins the same collectives. A non-finite loss raises (naming the step and saving
+        and its metrics. Metrics named in `summed` are added over micro-batches (each is a share of
+        the step's loss), the others averaged. Losses are SUMMED (not averaged over accumulation
+        steps) and multiplied by the number of processes, because DDP averages gradients. Gradients
+        are all-reduced only on the last micro-batch; a process with fewer micro-batches runs
+        zero-loss ones so every process joins the same collectives. A non-finite loss raises (naming the step and saving
         `samples`) or, with `trainer.on_nan: skip`, drops the update on every process.
         """
         acc = self.accelerator
@@ -294,7 +298,7 @@ class Trainer:
                 else:
                     loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
                 acc.backward(loss * world)
-        metrics = {k: sums[k] / counts[k] for k in sums}
+        metrics = {k: sums[k] if k in summed else sums[k] / counts[k] for k in sums}
         if reduce_max(acc, bad) > 0:
             path = self.save_bad_samples(step, samples, "non-finite loss")
             if self.recipe.trainer.on_nan == "raise":
@@ -327,8 +331,3 @@ def reduce_max(accelerator: Accelerator, value: float) -> float:
         return float(value)
     t = torch.tensor([float(value)], device=accelerator.device)
     return float(accelerator.reduce(t, reduction="max")[0])
-
-
-def iter_rows(rows: Sequence[Any], ranges: list[range]) -> Iterator[list[Any]]:
-    for r in ranges:
-        yield [rows[i] for i in r]

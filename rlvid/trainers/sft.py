@@ -2,7 +2,7 @@
 
 Used alone (`rlvid sft RECIPE`, or `trainer.algorithm: sft`) or as the warm start that
 `rlvid train` runs before GRPO when `sft.steps > 0`. It shares everything but the step with GRPO:
-data order, micro-batching, the normaliser contract (a token mean over the whole step), logging,
+data order, micro-batching, the normaliser contract (`token_mean` over the whole step), logging,
 hooks and checkpoints (`rlvid.trainers.loop.Trainer`).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from rlvid.algos import aggregate_loss, local_normalizer
 from rlvid.data.prompts import target_answer
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts, to_device
 from rlvid.trainers.loop import OptimConfig, Trainer, micro_batches, reduce_sum
 
 
@@ -30,23 +29,22 @@ class SFTTrainer(Trainer):
         return OptimConfig(s.lr, s.lr_scheduler, s.warmup_ratio, t.weight_decay, t.max_grad_norm)
 
     def train_step(self, samples: list, step: int) -> dict[str, float]:
-        t = self.timer
-        tok = self.processor.tokenizer
+        t, policy = self.timer, self.policy
+        tok = policy.tokenizer
         with t("encode"):
-            encoded = encode_prompts(self.builder, samples)
+            encoded = policy.encode(samples)
             targets = [tok(target_answer(s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
                        for s in samples]
-            batches = [collate([encoded[i] for i in rows], [targets[i] for i in rows], tok.pad_token_id)
+            batches = [policy.batch([encoded[i] for i in rows], [targets[i] for i in rows], shared_prefix=False)
                        for rows in micro_batches(len(samples), self.recipe.trainer.micro_batch_size_per_device)]
-            normalizer = reduce_sum(self.accelerator, sum(float(local_normalizer("dapo", m)) for _, m in batches))
-        device = self.accelerator.device
+            tokens = sum(float(local_normalizer("token_mean", b.mask)) for b in batches)
+            normalizer = reduce_sum(self.accelerator, tokens)
 
         def loss_fn(i: int):
-            inputs, mask = batches[i]
-            logp, mask = completion_logprobs(self.model, to_device(inputs, device), mask.to(device))
-            loss = aggregate_loss(-logp, mask, "dapo", normalizer.float().to(device))
+            logp, mask = policy.logprobs(batches[i], grad=True)
+            loss = aggregate_loss(-logp, mask, "token_mean", normalizer.float().to(mask.device))
             accuracy = ((logp > -0.6931) & mask).sum() / mask.sum().clamp(min=1)  # p(target token) > 0.5
-            return loss, {"loss": float(loss.detach()) * len(batches), "token_accuracy": float(accuracy)}
+            return loss, {"loss": float(loss.detach()), "token_accuracy": float(accuracy)}
 
         with t("update_actor"):
             self.model.train()

@@ -48,7 +48,7 @@ def model_3b(gpu_root) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_setup(gpu_root) -> dict[str, Path]:
-    from rlvid.trainers.testing import make_tiny_setup
+    from tiny_setup import make_tiny_setup
 
     return make_tiny_setup(gpu_root / "tiny", n=40)
 

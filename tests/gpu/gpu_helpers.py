@@ -78,8 +78,9 @@ def report(name: str, figures: dict) -> None:
 
 def vllm_recipe(root: Path, setup: dict, model_path: Path, engine: str = "vllm", overrides: dict | None = None):
     """A GRPO recipe on the synthetic data with `model_path`, bf16, 16-frame videos, G=8 and `engine`."""
+    from tiny_setup import write_recipe
+
     from rlvid.config import load_recipe
-    from rlvid.trainers.testing import write_recipe
 
     base = {"model": {"path": str(model_path), "dtype": "bf16"}, "data": {"video": dict(VIDEO_16)},
             "rollout": {"engine": engine, "num_generations": 8, "max_new_tokens": 64,

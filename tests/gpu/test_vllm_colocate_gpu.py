@@ -11,11 +11,14 @@ import pytest
 import torch
 from gpu_helpers import report, vllm_recipe
 
+from rlvid.algos import rollout_is
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
+from rlvid.policy.encode import collate, encode_prompts
+from rlvid.policy.logprobs import completion_logprobs
 from rlvid.rollout import SamplingParams, make_engine
-from rlvid.rollout.is_correction import rollout_is, rollout_logprob_rows
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts
+from rlvid.rollout.is_correction import rollout_logprob_rows
 
 G = 8
 
@@ -28,7 +31,7 @@ def colocated(gpu_root, model_3b, tiny_setup):
     builder = make_input_builder(recipe, processor)
     model = load_policy(recipe.model, device="cuda").eval()
     start = time.perf_counter()
-    engine = make_engine(recipe, model, processor, builder)
+    engine = make_engine(recipe, Policy(model, builder))
     report("vllm_start", {"seconds": time.perf_counter() - start})
     return recipe, model, processor, builder, engine, load_split(recipe, "train")[:4]
 

@@ -13,11 +13,13 @@ import json
 import torch
 from gpu_helpers import report, vllm_recipe
 
+from rlvid.app.compose import grpo_trainer
 from rlvid.data.recipe_data import load_split
 from rlvid.models.tiny import make_tiny_model
+from rlvid.policy.encode import collate, encode_prompts
+from rlvid.policy.logprobs import completion_logprobs
 from rlvid.rollout import SamplingParams
 from rlvid.trainers.grpo import GRPOTrainer
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts
 
 
 def mismatch(trainer: GRPOTrainer, samples) -> float:
@@ -39,7 +41,7 @@ def test_vllm_follows_the_policy_after_every_sync(gpu_root, tiny_setup):
     recipe = vllm_recipe(gpu_root / "grpo", tiny_setup, model, overrides={
         "rollout": {"num_generations": 4, "max_new_tokens": 32, "vllm": {"gpu_memory_utilization": 0.3}},
         "trainer": {"max_steps": 3, "lr": 1e-3, "global_prompts_per_step": 2, "micro_batch_size_per_device": 4}})
-    trainer = GRPOTrainer(recipe, gpu_root / "grpo")
+    trainer = grpo_trainer(recipe, gpu_root / "grpo")
     trainer.fit()
     rows = [json.loads(line) for line in open(gpu_root / "grpo" / "run" / "metrics.jsonl") if '"time/sync"' in line]
     per_step = [r["rollout/logp_abs_diff"] for r in rows]

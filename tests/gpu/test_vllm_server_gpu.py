@@ -18,9 +18,11 @@ from gpu_helpers import report, vllm_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.models.tiny import make_tiny_model
+from rlvid.policy import Policy
+from rlvid.policy.encode import collate, encode_prompts
+from rlvid.policy.logprobs import completion_logprobs
 from rlvid.rollout import SamplingParams, make_engine
 from rlvid.rollout.vllm_server import serve_command
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts
 
 pytestmark = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (server + trainer)")
 
@@ -58,7 +60,7 @@ def test_server_rollouts_follow_nccl_weight_pushes(gpu_root, tiny_setup):
         processor = load_processor(recipe.model.path)
         builder = make_input_builder(recipe, processor)
         model = load_policy(recipe.model, device="cuda:0").eval()
-        engine = make_engine(recipe, model, processor, builder)  # waits for the server, opens the NCCL group
+        engine = make_engine(recipe, Policy(model, builder))  # waits for the server, opens the NCCL group
         samples = load_split(recipe, "train")[:2]
         engine.sync_weights(model)
         synced = mismatch(engine, model, builder, samples)  # also checks the server's prompt tokens

@@ -58,6 +58,7 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
     from rlvid.config.loading import recipe_to_dict
     from rlvid.data.recipe_data import load_split, make_input_builder
     from rlvid.models.loading import load_policy, load_processor
+    from rlvid.policy import Policy
     from rlvid.rollout import SamplingParams, make_engine
 
     recipe = load_recipe(recipe_path, list(overrides))
@@ -78,7 +79,7 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
     reward_set = compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir)
     processor = load_processor(recipe.model.path)
     model = load_policy(recipe.model, device=state.device).eval()
-    engine = make_engine(recipe, model, processor, make_input_builder(recipe, processor))
+    engine = make_engine(recipe, Policy(model, make_input_builder(recipe, processor)))
     sampling = SamplingParams.from_recipe(recipe.rollout)
     plain = recipe_to_dict(recipe)
     settings = {"model": recipe.model.path, "engine": recipe.rollout.engine, "rewards": plain["rewards"],

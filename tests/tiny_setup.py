@@ -1,4 +1,8 @@
-"""Small CPU fixtures for trainer tests and examples: a tiny model, synthetic data and a recipe using them."""
+"""Small CPU fixtures for trainer tests and benchmarks: a tiny model, synthetic data and a recipe using them.
+
+Test code, kept out of the package: tests import it as `tiny_setup` (tests/ is on pytest's path);
+scripts/ put tests/ on sys.path first.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 SMALL_VIDEO = {"fps": 1.0, "min_frames": 4, "max_frames": 4, "total_pixels": 4 * 3136,
                "min_pixels_per_frame": 3136, "max_pixels_per_frame": 3136}

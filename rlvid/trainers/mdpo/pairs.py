@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlvid.data.cotasks import ChainPrompt
 from rlvid.data.sample import Sample
+from rlvid.rollout.collect import append_lines, drop_torn_tail
+from rlvid.trainers.mdpo.cotasks import ChainPrompt
 
 COMPLETE = "complete"
 SETTINGS = "settings.json"
@@ -148,51 +148,15 @@ class PairWriter:
         self.pairs_path = self.folder / f"pairs-rank{rank}.jsonl"
         self.done_path = self.folder / f"done-rank{rank}.jsonl"
         for path in (self.pairs_path, self.done_path):
-            _drop_torn_tail(path)  # a line cut short by a crash would otherwise run into the next one
+            drop_torn_tail(path)  # a line cut short by a crash would otherwise run into the next one
 
     def write_batch(self, batch: str, prompt_ids: Sequence[str], scores: Sequence[Sequence[float | None]],
                     pairs: Sequence[Pair]) -> None:
         """The batch's pairs, then its prompts' done lines, each file flushed to disk."""
-        _append(self.pairs_path, [json.dumps(p.to_dict()) for p in pairs])
-        _append(self.done_path, [json.dumps({"id": pid, "scores": list(s), "batch": batch,
+        append_lines(self.pairs_path, [json.dumps(p.to_dict()) for p in pairs])
+        append_lines(self.done_path, [json.dumps({"id": pid, "scores": list(s), "batch": batch,
                                              "pairs": sum(p.prompt_id == pid for p in pairs)})
                                  for pid, s in zip(prompt_ids, scores, strict=True)])
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a file back to its last complete line."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def check_settings(folder: str | Path, settings: dict[str, Any], write: bool) -> None:
-    """Pairs made with other settings must not be mixed in: compare with the folder's settings.json, or write it."""
-    path = Path(folder) / SETTINGS
-    if path.is_file():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-        if changed:
-            raise ValueError(f"{folder} holds pairs built with other settings ({', '.join(changed)}: "
-                             f"{[before.get(k) for k in changed]} there, {[settings.get(k) for k in changed]} now); "
-                             "use another folder, or delete it to start over")
-    elif write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-
-
-def _append(path: Path, lines: list[str]) -> None:
-    if not lines:
-        return
-    with open(path, "a") as f:
-        f.write("".join(line + "\n" for line in lines))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:

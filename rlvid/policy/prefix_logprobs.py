@@ -25,8 +25,8 @@ import torch
 from rlvid.algos import selective_log_softmax
 from rlvid.models.token_prune import TokenPruner, compact_inputs
 from rlvid.models.vision_reuse import find_vl_core
-from rlvid.trainers.logprobs import EncodedPrompt, completion_logprobs, to_device
-from rlvid.trainers.timing import subphase
+from rlvid.policy.encode import EncodedPrompt, to_device
+from rlvid.timing import subphase
 
 
 @dataclass
@@ -91,11 +91,12 @@ def supports_shared_prefix(model: torch.nn.Module) -> bool:
 
 
 def prefix_completion_logprobs(model: torch.nn.Module, batch: PrefixBatch, completion_mask: torch.Tensor,
-                               temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same result as `completion_logprobs(model, collated_inputs, completion_mask, temperature)`."""
+                               temperature: float = 1.0, pruner: TokenPruner | None = None
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same result as `completion_logprobs(model, collated_inputs, completion_mask, temperature, pruner)`."""
     device = completion_mask.device
     batch = batch.to(device)
-    compact = compact_inputs(model, batch.prefix, TokenPruner.of(model))  # identity unless visual tokens drop
+    compact = compact_inputs(model, batch.prefix, pruner)  # identity unless visual tokens drop
     pre = compact.inputs
     with subphase("prefill"):
         cache = model(**pre, position_ids=compact.position_ids, use_cache=True, logits_to_keep=1).past_key_values
@@ -123,11 +124,3 @@ def _to_plain_layout(tail_logp: torch.Tensor, batch: PrefixBatch, completion_mas
     cols = batch.prompt_lens[rows] + steps - start
     out = tail_logp.new_zeros((tail_logp.shape[0], width)).index_put((rows, cols), tail_logp[rows, steps])
     return out, completion_mask[:, start:]
-
-
-def micro_batch_logprobs(model: torch.nn.Module, inputs: dict[str, torch.Tensor], completion_mask: torch.Tensor,
-                         shared: PrefixBatch | None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The shared-prefix pass when a `PrefixBatch` is given and the model allows it, else the plain pass."""
-    if shared is not None and supports_shared_prefix(model):
-        return prefix_completion_logprobs(model, shared, completion_mask, temperature)
-    return completion_logprobs(model, to_device(inputs, completion_mask.device), completion_mask, temperature)

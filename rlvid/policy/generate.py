@@ -21,7 +21,7 @@ import torch
 
 from rlvid.models.token_prune import TOKEN_KEYS, TokenPruner, compact_inputs
 from rlvid.models.vision_reuse import find_vl_core
-from rlvid.trainers.timing import active_timer, subphase
+from rlvid.timing import active_timer, subphase
 
 
 def can_share_prefill(model: torch.nn.Module) -> bool:
@@ -33,17 +33,18 @@ def can_share_prefill(model: torch.nn.Module) -> bool:
     return True
 
 
-def generate_shared_prefill(model, inputs: dict[str, torch.Tensor], num_generations: int, **generate_kwargs
-                            ) -> torch.Tensor:
+def generate_shared_prefill(model, inputs: dict[str, torch.Tensor], num_generations: int,
+                            pruner: TokenPruner | None = None, **generate_kwargs) -> torch.Tensor:
     """`model.generate(**inputs, num_return_sequences=num_generations, ...)` with one prefill per prompt.
 
     `inputs` is a left-padded prompt batch (the builder's `prompts`). Returns ids [B * G, L + new] (the whole
-    prompt, also when visual tokens were dropped), rows grouped by prompt like `num_return_sequences`.
+    prompt, also when visual tokens were dropped), rows grouped by prompt like `num_return_sequences`. With a
+    `pruner` (data.video.token_drop.mode: token) the prefill runs on the kept visual tokens only.
     """
     core = find_vl_core(model)
     ids, attention = inputs["input_ids"], inputs["attention_mask"]
     prefix = compact_inputs(model, {k: (v[:, :-1] if k in TOKEN_KEYS else v) for k, v in inputs.items()},
-                            TokenPruner.of(model))  # the identity unless visual tokens are dropped
+                            pruner)  # the identity unless visual tokens are dropped
     with subphase("prefill"):
         cache = model(**prefix.inputs, position_ids=prefix.position_ids, use_cache=True,
                       logits_to_keep=1).past_key_values

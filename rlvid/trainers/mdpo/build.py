@@ -3,14 +3,14 @@
     rlvid mdpo-pairs RECIPE --n 4 --out DIR          (torchrun / accelerate launch for several processes)
 
 Prompts are the recipe's train split (with `mdpo.cotasks`, each dense_caption sample becomes its
-chain's turns, `rlvid.data.cotasks`). They are sharded over processes by position (prompt k goes
+chain's turns, `rlvid.trainers.mdpo.cotasks`). They are sharded over processes by position (prompt k goes
 to process k mod world); each process samples with the rollout engine (`rollout.*`; temperature
 must be > 0), scores with the metric (`mdpo.metric`, else the recipe's `rewards`; a CoTasks turn
 with its sub-task scorer), forms pairs (`form_pairs`, `mdpo.min_gap`, `mdpo.pairs_per_prompt`),
 computes the reference log-probs of both outputs with the same model when
-`mdpo.reference: precomputed`, and appends them to its own files in DIR (`mdpo_pairs`). A restart
+`mdpo.reference: precomputed`, and appends them to its own files in DIR (`pairs.PairWriter`). A restart
 skips finished prompts; when every process is done the main one writes summary.json and the
-`complete` marker. Each generation batch is seeded from `trainer.seed` and its first prompt id, so a
+`complete` marker. Each generation batch is seeded from `trainer.seed` and its prompt ids, so a
 rerun with the same processes and batch size samples the same outputs.
 """
 
@@ -20,24 +20,24 @@ import gc
 import json
 import logging
 import uuid
-import zlib
 from pathlib import Path
 
 import torch
 
-from rewards import compose_rewards
-from rlvid.data.cotasks import ChainInputBuilder, ChainPrompt, expand_cotasks, score_turns
+from rewards import compose_rewards, score
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.data.sample import Sample
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
 from rlvid.rollout import Rollouts, SamplingParams, make_engine
-from rlvid.trainers.hooks import reward_columns
-from rlvid.trainers.mdpo_batch import reference_logps
-from rlvid.trainers.mdpo_pairs import (
+from rlvid.rollout.collect import check_settings, pending, sample_batches
+from rlvid.trainers.mdpo.batch import reference_logps
+from rlvid.trainers.mdpo.cotasks import ChainInputBuilder, ChainPrompt, expand_cotasks, score_turns
+from rlvid.trainers.mdpo.pairs import (
     COMPLETE,
+    SETTINGS,
     Pair,
     PairWriter,
-    check_settings,
     finished_prompt_ids,
     form_pairs,
     is_complete,
@@ -77,10 +77,8 @@ class PairScorer:
         if plain:
             if self.reward_set is None:
                 raise ValueError("M-DPO needs a metric to rank samples: set mdpo.metric or rewards.functions")
-            columns = reward_columns([prompts[i] for i in plain])
-            if completion_ids is not None:
-                columns["completion_ids"] = [completion_ids[i] for i in plain]
-            out = self.reward_set([completions[i] for i in plain], **columns)
+            ids = None if completion_ids is None else [completion_ids[i] for i in plain]
+            out = score(self.reward_set, [prompts[i] for i in plain], [completions[i] for i in plain], ids)
             for k, i in enumerate(plain):
                 applies = any(out.scores[label][k] is not None for label in self.reward_set.labels)
                 scores[i] = out.total[k] if applies else None
@@ -122,10 +120,6 @@ def pair_settings(recipe, model_path: str, n: int) -> dict:
             "seed": recipe.trainer.seed}
 
 
-def batch_seed(seed: int, prompt_id: str) -> int:
-    return (seed * 1_000_003 + zlib.crc32(prompt_id.encode())) % (2**31)
-
-
 def build_pairs(recipe, model_path: str, out_dir: str | Path, accelerator, recipe_dir: str | Path | None = None,
                 num_samples: int | None = None, samples: list[Sample] | None = None) -> Path:
     """Build (or finish building) the pair folder `out_dir` with the model at `model_path`; every process calls it.
@@ -138,17 +132,18 @@ def build_pairs(recipe, model_path: str, out_dir: str | Path, accelerator, recip
         raise ValueError(f"M-DPO pairs need at least 2 samples per prompt, got {n}")
     if recipe.rollout.temperature <= 0:
         raise ValueError("M-DPO pair building samples: rollout.temperature must be > 0")
-    check_settings(out_dir, pair_settings(recipe, model_path, n), write=accelerator.is_main_process)
+    check_settings(out_dir, pair_settings(recipe, model_path, n), accelerator, SETTINGS)
     if is_complete(out_dir):
         logger.info("pairs in %s are complete; not rebuilding", out_dir)
         return out_dir
-    rank, world = accelerator.process_index, accelerator.num_processes
     prompts = pair_prompts(recipe, samples if samples is not None else load_split(recipe, "train"))
     done = finished_prompt_ids(out_dir)
-    mine = [p for k, p in enumerate(prompts) if k % world == rank and p.id not in done]
-    logger.info("rank %d: %d of %d prompts to sample (%d finished before)", rank, len(mine), len(prompts), len(done))
-    if mine:
-        _sample_and_pair(recipe, model_path, out_dir, accelerator, recipe_dir, n, mine)
+    todo = pending(prompts, done, accelerator)
+    logger.info("rank %d: %d of %d prompts to sample (%d finished before)", accelerator.process_index, len(todo),
+                len(prompts), len(done))
+    if todo:
+        _sample_and_pair(recipe, model_path, out_dir, accelerator, recipe_dir, n, prompts, done)
+        release_memory()  # the sampling model is gone with _sample_and_pair's frame
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         summary = pair_summary(out_dir)
@@ -161,31 +156,30 @@ def build_pairs(recipe, model_path: str, out_dir: str | Path, accelerator, recip
 
 
 def _sample_and_pair(recipe, model_path: str, out_dir: Path, accelerator, recipe_dir, n: int,
-                     prompts: list[Prompt]) -> None:
+                     prompts: list[Prompt], done: set[str]) -> None:
     processor = load_processor(model_path)
     builder = ChainInputBuilder.like(make_input_builder(recipe, processor))
     model = load_policy(recipe.model, model_path, device=accelerator.device).eval()
-    engine = make_engine(recipe, model, processor, builder)
-    sampling = SamplingParams.from_recipe(recipe.rollout)
+    policy = Policy(model, builder)
+    engine = make_engine(recipe, policy)
     scorer = PairScorer(recipe, recipe_dir)
     writer = PairWriter(out_dir, accelerator.process_index)
-    size = recipe.mdpo.generation_batch_size
     micro = max(1, recipe.trainer.micro_batch_size_per_device // 2)
-    for start in range(0, len(prompts), size):
-        chunk = prompts[start:start + size]
-        torch.manual_seed(batch_seed(recipe.trainer.seed, chunk[0].id))
-        rollouts = engine.generate(chunk, n, sampling)
+
+    def finish(_index: int, chunk: list[Prompt], rollouts: Rollouts) -> None:
         scores = scorer([chunk[i] for i in rollouts.prompt_index], rollouts.texts, rollouts.token_ids)
         tag = f"r{accelerator.process_index}-{uuid.uuid4().hex[:10]}"
         pairs, per_prompt = pairs_of_batch(recipe, chunk, rollouts, scores, tag, builder)
         if pairs and recipe.mdpo.reference == "precomputed":
             with accelerator.autocast():
-                refs = reference_logps(model, builder, pairs, micro, accelerator.device)
+                refs = reference_logps(policy, pairs, micro)
             for pair, (c, r) in zip(pairs, refs, strict=True):
                 pair.ref_chosen_logp, pair.ref_rejected_logp, pair.ref_model = c, r, model_key(model_path)
         writer.write_batch(tag, [p.id for p in chunk], per_prompt, pairs)
-    del engine, model
-    release_memory()
+
+    sample_batches(prompts, engine, SamplingParams.from_recipe(recipe.rollout), k=n,
+                   batch_size=recipe.mdpo.generation_batch_size, seed=recipe.trainer.seed, state=accelerator,
+                   done=done, finish=finish)
 
 
 def release_memory() -> None:
@@ -193,16 +187,3 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def run_mdpo_pairs(recipe_path: str, overrides: list[str] | None = None, n: int | None = None,
-                   out: str | None = None, model: str | None = None) -> Path:
-    """`rlvid mdpo-pairs`: build the pair folder `out` (default: output_dir/pairs) with `model` (or model.path)."""
-    from rlvid.config import load_recipe
-    from rlvid.trainers.loop import make_accelerator
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    recipe = load_recipe(recipe_path, overrides or [])
-    recipe_dir = Path(recipe_path).resolve().parent
-    out_dir = Path(out) if out else Path(recipe.trainer.output_dir) / "pairs"
-    return build_pairs(recipe, model or recipe.model.path, out_dir, make_accelerator(recipe), recipe_dir, n)

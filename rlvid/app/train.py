@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rlvid.app.compose import grpo_trainer, sft_trainer, sft_warm_start
 from rlvid.config import load_recipe
-from rlvid.trainers.checkpoint import COMPLETE
 
 
 def _load(recipe_path: str, overrides: list[str] | None):
@@ -22,10 +22,8 @@ def _load(recipe_path: str, overrides: list[str] | None):
 
 def run_sft(recipe_path: str, overrides: list[str] | None = None) -> Path:
     """SFT alone; the final model goes to output_dir/final."""
-    from rlvid.trainers.sft import SFTTrainer
-
     recipe, recipe_dir = _load(recipe_path, overrides)
-    return SFTTrainer(recipe, recipe_dir).fit()
+    return sft_trainer(recipe, recipe_dir).fit()
 
 
 def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
@@ -34,30 +32,12 @@ def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
     recipe, recipe_dir = _load(recipe_path, overrides)
     algorithm = recipe.trainer.algorithm
     if algorithm == "sft":
-        from rlvid.trainers.sft import SFTTrainer
-
-        return SFTTrainer(recipe, recipe_dir).fit()
+        return sft_trainer(recipe, recipe_dir).fit()
     if algorithm == "mdpo":
-        from rlvid.trainers.mdpo_run import run_mdpo
+        from rlvid.app.mdpo import run_mdpo
 
         return run_mdpo(recipe, recipe_dir)
-    from rlvid.trainers.grpo import GRPOTrainer
-
     model_path = None
     if recipe.sft.steps > 0:
         model_path = str(sft_warm_start(recipe, recipe_dir))
-    return GRPOTrainer(recipe, recipe_dir, model_path=model_path).fit()
-
-
-def sft_warm_start(recipe, recipe_dir: Path) -> Path:
-    """Run (or reuse) the SFT stage in output_dir/sft; returns its final model folder."""
-    from rlvid.trainers.sft import SFTTrainer
-
-    sft_dir = Path(recipe.trainer.output_dir) / "sft"
-    final = sft_dir / "final"
-    if (final / COMPLETE).is_file():
-        return final
-    trainer = SFTTrainer(recipe, recipe_dir, output_dir=sft_dir)
-    out = trainer.fit()
-    del trainer
-    return out
+    return grpo_trainer(recipe, recipe_dir, model_path=model_path).fit()

@@ -1,4 +1,5 @@
-"""`rlvid train` with `trainer.algorithm: mdpo`: (SFT warm start) -> [build pairs -> M-DPO] x rounds.
+"""`rlvid train` with `trainer.algorithm: mdpo`: (SFT warm start) -> [build pairs -> M-DPO] x rounds;
+and `rlvid mdpo-pairs RECIPE [overrides] --n N --out DIR [--model PATH]`, the pair building alone.
 
 With `mdpo.rounds: 1` the run folder holds pairs/ and the trainer's files (metrics.jsonl,
 checkpoints/, final/); with R > 1 each round k has its own round_k/ holding the same, and round k
@@ -16,11 +17,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rlvid.app.compose import mdpo_trainer, sft_warm_start
 from rlvid.trainers.checkpoint import COMPLETE
 from rlvid.trainers.loop import make_accelerator
-from rlvid.trainers.mdpo import MDPOTrainer
-from rlvid.trainers.mdpo_build import build_pairs, release_memory
-from rlvid.trainers.mdpo_pairs import is_complete, read_pairs
+from rlvid.trainers.mdpo.build import build_pairs, release_memory
+from rlvid.trainers.mdpo.pairs import is_complete, read_pairs
 
 logger = logging.getLogger("rlvid.mdpo")
 
@@ -34,8 +35,6 @@ def run_mdpo(recipe, recipe_dir: str | Path | None = None) -> Path:
     """Run every round; returns the final model folder of the last one."""
     model_path = recipe.model.path
     if recipe.sft.steps > 0:
-        from rlvid.trainers.train_cli import sft_warm_start
-
         model_path = str(sft_warm_start(recipe, Path(recipe_dir or ".")))
     accelerator = make_accelerator(recipe)  # for pair building only (it prepares nothing); each trainer has its own
     for k in range(recipe.mdpo.rounds):
@@ -52,7 +51,7 @@ def run_mdpo(recipe, recipe_dir: str | Path | None = None) -> Path:
                                         "marker); finish it with `rlvid mdpo-pairs RECIPE --out DIR`")
         else:
             pairs_dir = build_pairs(recipe, model_path, folder / "pairs", accelerator, recipe_dir)
-        trainer = MDPOTrainer(recipe, read_pairs(pairs_dir), recipe_dir, model_path=model_path, output_dir=folder)
+        trainer = mdpo_trainer(recipe, read_pairs(pairs_dir), recipe_dir, model_path=model_path, output_dir=folder)
         model_path = str(trainer.fit())
         trainer.accelerator.free_memory()  # the next round's sampler and trainer load fresh copies
         del trainer
@@ -60,12 +59,13 @@ def run_mdpo(recipe, recipe_dir: str | Path | None = None) -> Path:
     return Path(model_path)
 
 
-def run_mdpo_recipe(recipe_path: str, overrides: list[str] | None = None) -> Path:
-    """`run_mdpo` on a recipe file with dotlist overrides (what `rlvid train` does for algorithm mdpo)."""
+def run_mdpo_pairs(recipe_path: str, overrides: list[str] | None = None, n: int | None = None,
+                   out: str | None = None, model: str | None = None) -> Path:
+    """`rlvid mdpo-pairs`: build the pair folder `out` (default: output_dir/pairs) with `model` (or model.path)."""
     from rlvid.config import load_recipe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     recipe = load_recipe(recipe_path, overrides or [])
-    if recipe.trainer.algorithm != "mdpo":
-        raise ValueError(f"{recipe_path}: trainer.algorithm is {recipe.trainer.algorithm!r}, not 'mdpo'")
-    return run_mdpo(recipe, Path(recipe_path).resolve().parent)
+    recipe_dir = Path(recipe_path).resolve().parent
+    out_dir = Path(out) if out else Path(recipe.trainer.output_dir) / "pairs"
+    return build_pairs(recipe, model or recipe.model.path, out_dir, make_accelerator(recipe), recipe_dir, n)

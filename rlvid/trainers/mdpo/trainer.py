@@ -1,12 +1,12 @@
 """M-DPO (VidChain's metric-based DPO): a DPO update on pairs of video outputs ranked by the task metric.
 
-Pairs come from `rlvid.trainers.mdpo_build` (sampled with the rollout engine, scored by the metric,
+Pairs come from `rlvid.trainers.mdpo.build` (sampled with the rollout engine, scored by the metric,
 paired by metric gap). One step, as `MDPOTrainer.train_step` reads:
 
     encode -> ref -> update_actor
 
 - encode: the step's pairs as micro-batches of 2P rows (P chosen, then P rejected), each distinct
-  prompt through the processor once with its video (`mdpo_batch`);
+  prompt through the processor once with its video (`rlvid.trainers.mdpo.batch`, on the `Policy`);
 - ref: the reference's sequence log-probs, stored with the pairs / computed once at start and
   cached (`mdpo.reference: precomputed`), or from a frozen reference model each step (`model`;
   with LoRA the adapter-free base model);
@@ -29,29 +29,17 @@ from pathlib import Path
 import torch
 from accelerate.utils import gather_object
 
-import rlvid.trainers.mdpo_eval  # noqa: F401  (registers the eval_dense_caption_cotasks hook)
+import rlvid.trainers.mdpo.chain_eval  # noqa: F401  (registers the eval_dense_caption_cotasks hook)
 from rlvid.algos import compute_dpo_loss
-from rlvid.data.cotasks import ChainInputBuilder
-from rlvid.models.loading import load_policy
-from rlvid.models.token_prune import attach_token_pruner
+from rlvid.policy import Policy
 from rlvid.trainers.loop import Trainer
-from rlvid.trainers.mdpo_batch import PairBatch, pair_micro_batches, reference_logps, sequence_logps
-from rlvid.trainers.mdpo_pairs import Pair, model_key
+from rlvid.trainers.mdpo.batch import PairBatch, pair_micro_batches, reference_logps, sequence_logps
+from rlvid.trainers.mdpo.cotasks import ChainInputBuilder
+from rlvid.trainers.mdpo.pairs import Pair
+from rlvid.trainers.mdpo.pairs import model_key as model_key_of
 
 logger = logging.getLogger("rlvid.mdpo")
 REFERENCE_CACHE = "reference_logps.jsonl"
-
-
-def check_mdpo_config(cfg) -> None:
-    """Range checks of the mdpo fields the recipe validator does not know yet."""
-    for key, ok, message in [
-        ("pairs_per_step", cfg.pairs_per_step >= 1, "must be >= 1"),
-        ("generation_batch_size", cfg.generation_batch_size >= 1, "must be >= 1"),
-        ("pairs_per_prompt", cfg.pairs_per_prompt >= 0, "must be >= 0 (0 = all)"),
-        ("margin_scale", cfg.margin_scale >= 0, "must be >= 0"),
-    ]:
-        if not ok:
-            raise ValueError(f"recipe key 'mdpo.{key}' {message}")
 
 
 class MDPOTrainer(Trainer):
@@ -59,31 +47,24 @@ class MDPOTrainer(Trainer):
 
     stage = "mdpo"
 
-    def __init__(self, recipe, pairs: list[Pair], recipe_dir=None, model_path=None, output_dir=None,
-                 accelerator=None):
-        check_mdpo_config(recipe.mdpo)
+    def __init__(self, recipe, policy: Policy, pairs: list[Pair], *, reference: Policy | None = None,
+                 model_key: str | None = None, **components):
+        """`pairs` are what the steps draw; `reference` is the frozen reference of `mdpo.reference: model` (None
+        with LoRA: the policy without its adapters); `model_key` names the starting model for the stored
+        reference log-probs (`mdpo.reference: precomputed`). Other components as `Trainer`."""
         if len(pairs) < recipe.mdpo.pairs_per_step:
             raise ValueError(f"mdpo: {len(pairs)} pairs, fewer than the mdpo.pairs_per_step="
                              f"{recipe.mdpo.pairs_per_step} one step needs; sample more outputs (mdpo.num_samples, "
                              "rollout.temperature) or lower mdpo.min_gap")
-        self.pairs = list(pairs)
-        super().__init__(recipe, recipe_dir, model_path, output_dir, accelerator)
-        self.pair_builder = ChainInputBuilder.like(self.builder)
+        super().__init__(recipe, policy, pairs, **components)
+        self.pairs = self.train_samples
+        self.chain_policy = policy.with_builder(ChainInputBuilder.like(policy.builder))  # renders CoTasks turns
+        self.reference = None if reference is None else reference.with_builder(self.chain_policy.builder)
+        self.model_key = model_key or model_key_of(recipe.model.path)
         self.pairs_per_micro_batch = max(1, recipe.trainer.micro_batch_size_per_device // 2)
         self.mean_gap = sum(p.gap for p in self.pairs) / len(self.pairs)  # "normalized" weights: gap / this
-        self.ref_model = self._reference_model()
         if recipe.mdpo.reference == "precomputed":
             self.fill_reference_logps()
-
-    # The shared loop draws its per-step "samples" from `train_samples`: for M-DPO those are the pairs. The
-    # recipe's train split, which the base class loads, is kept as `prompt_samples` (the pairs came from it).
-    @property
-    def train_samples(self) -> list[Pair]:
-        return self.pairs
-
-    @train_samples.setter
-    def train_samples(self, samples: list) -> None:
-        self.prompt_samples = samples
 
     @property
     def global_batch_size(self) -> int:
@@ -94,7 +75,7 @@ class MDPOTrainer(Trainer):
     def train_step(self, pairs: list[Pair], step: int) -> dict[str, float]:
         t = self.timer
         with t("encode"):
-            batches = pair_micro_batches(self.pair_builder, pairs, self.pairs_per_micro_batch)
+            batches = pair_micro_batches(self.chain_policy, pairs, self.pairs_per_micro_batch)
         with t("ref"):
             refs = self.reference_logps(pairs, batches)
         with t("update_actor"):
@@ -103,15 +84,6 @@ class MDPOTrainer(Trainer):
 
     # ------------------------------------------------------------------ reference
 
-    def _reference_model(self):
-        """The frozen reference of `mdpo.reference: model`; none with LoRA (the adapter-free base is the reference)."""
-        if self.recipe.mdpo.reference != "model" or self.recipe.model.lora.enabled:
-            return None
-        ref = load_policy(self.recipe.model, self.model_path, device=self.accelerator.device).eval()
-        ref.requires_grad_(False)
-        attach_token_pruner(ref, self.builder)  # the reference sees the same tokens as the policy
-        return ref
-
     def reference_logps(self, pairs: list[Pair], batches: list[PairBatch]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(chosen, rejected) reference sequence log-probs [P] of each micro-batch."""
         device = self.accelerator.device
@@ -119,21 +91,20 @@ class MDPOTrainer(Trainer):
             return [(torch.tensor([pairs[r].ref_chosen_logp for r in b.pairs], device=device),
                      torch.tensor([pairs[r].ref_rejected_logp for r in b.pairs], device=device)) for b in batches]
         out = []
-        with torch.no_grad(), self.accelerator.autocast():
+        with self.accelerator.autocast():
             for b in batches:
-                if self.ref_model is not None:
-                    s = sequence_logps(self.ref_model, b, device)
+                if self.reference is not None:
+                    s = sequence_logps(self.reference, b)
                 else:  # LoRA: the base model without its adapters is the reference
-                    policy = self.accelerator.unwrap_model(self.model)
-                    with policy.disable_adapter():
-                        s = sequence_logps(policy, b, device)
+                    with self.chain_policy.without_adapter():
+                        s = sequence_logps(self.chain_policy, b)
                 out.append((s.chosen.detach(), s.rejected.detach()))
         return out
 
     def fill_reference_logps(self) -> None:
         """Give every pair reference log-probs under the starting model: stored ones when they came from this
         very model, else computed once here (pairs sharded over processes) and cached in output_dir."""
-        key = model_key(self.model_path)
+        key = self.model_key
         cache = self.output_dir / REFERENCE_CACHE
         cached = _read_reference_cache(cache, key)
         missing = []
@@ -151,8 +122,7 @@ class MDPOTrainer(Trainer):
         mine = missing[acc.process_index::acc.num_processes]
         logger.info("computing reference log-probs of %d pairs (%d on this process)", len(missing), len(mine))
         with acc.autocast():
-            values = reference_logps(acc.unwrap_model(self.model), self.pair_builder, mine,
-                                     self.pairs_per_micro_batch, acc.device)
+            values = reference_logps(self.chain_policy, mine, self.pairs_per_micro_batch)
         found = dict(zip([p.id for p in mine], values, strict=True))
         if acc.num_processes > 1:
             merged: dict[str, tuple[float, float]] = {}
@@ -175,26 +145,26 @@ class MDPOTrainer(Trainer):
         """One optimizer step over the micro-batches; the loss is the mean over the step's pairs on all processes."""
         cfg = self.recipe.mdpo
         device = self.accelerator.device
-        scale = len(batches) * self.accelerator.num_processes  # a micro-batch's share -> the step's mean
+        world = self.accelerator.num_processes  # x processes: their mean is then the mean over all pairs
         self.model.train()
 
         def loss_fn(i: int):
             b = batches[i]
-            logps = sequence_logps(self.model, b, device)
+            logps = sequence_logps(self.chain_policy, b, grad=True)
             gap = torch.tensor([pairs[r].gap for r in b.pairs], dtype=torch.float32, device=device)
             loss, m = compute_dpo_loss(
                 logps.chosen, logps.rejected, refs[i][0], refs[i][1], beta=cfg.beta, loss=cfg.loss,
                 label_smoothing=cfg.label_smoothing, metric_gap=gap, gap_weighting=cfg.gap_weighting,
                 gap_normalizer=self.mean_gap, margin_scale=cfg.margin_scale, sft_gamma=cfg.sft_gamma,
-                chosen_nll=logps.chosen_nll, normalizer=self.global_batch_size)
+                chosen_nll=logps.chosen_nll, normalizer=self.global_batch_size, loss_kwargs=dict(cfg.loss_kwargs))
             metrics = {k: float(v) for k, v in m.items()}
-            metrics.update({"loss": float(loss.detach()) * scale, "loss/dpo": metrics["loss/dpo"] * scale,
-                            "loss/sft": metrics["loss/sft"] * scale,
+            metrics.update({"loss": float(loss.detach()) * world, "loss/dpo": metrics["loss/dpo"] * world,
+                            "loss/sft": metrics["loss/sft"] * world,
                             "logps/chosen": float(logps.chosen.detach().mean()),
                             "logps/rejected": float(logps.rejected.detach().mean())})
             return loss, metrics
 
-        return self.accumulate_and_step(len(batches), loss_fn, step, pairs)
+        return self.accumulate_and_step(len(batches), loss_fn, step, pairs, summed=("loss", "loss/dpo", "loss/sft"))
 
 
 def pair_metrics(pairs: list[Pair]) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 A micro-batch of P pairs is ONE forward of 2P rows: the P chosen completions first, then the P
 rejected ones, each after its prompt with the video. Each distinct prompt of a step goes through
-the processor once (`encode_prompts`, the same path as GRPO) and its video is decoded once (the
+the processor once (`Policy.encode`, the same path as GRPO) and its video is decoded once (the
 builder's cache); its chosen and rejected rows reuse that encoding.
 
 Sequence log-prob = the sum over the completion's tokens of log pi(token) at temperature 1 (the
@@ -15,18 +15,16 @@ from dataclasses import dataclass
 
 import torch
 
-from rlvid.data.model_inputs import VideoInputBuilder
-from rlvid.trainers.logprobs import collate, completion_logprobs, encode_prompts, to_device
+from rlvid.policy import Policy, SequenceBatch
 from rlvid.trainers.loop import micro_batches
-from rlvid.trainers.mdpo_pairs import Pair
+from rlvid.trainers.mdpo.pairs import Pair
 
 
 @dataclass
 class PairBatch:
-    """One micro-batch: 2P rows (chosen rows 0..P-1, rejected rows P..2P-1), their completion mask and pairs."""
+    """One micro-batch: 2P rows (chosen rows 0..P-1, rejected rows P..2P-1) and the positions of its pairs."""
 
-    inputs: dict[str, torch.Tensor]
-    mask: torch.Tensor
+    seq: SequenceBatch
     pairs: list[int]  # positions of the pairs in the step's list
 
     @property
@@ -53,44 +51,43 @@ def completion_ids(pair: Pair, tokenizer) -> tuple[list[int], list[int]]:
     return ids(pair.chosen_ids, pair.chosen), ids(pair.rejected_ids, pair.rejected)
 
 
-def pair_micro_batches(builder: VideoInputBuilder, pairs: list[Pair], pairs_per_micro_batch: int) -> list[PairBatch]:
+def pair_micro_batches(policy: Policy, pairs: list[Pair], pairs_per_micro_batch: int) -> list[PairBatch]:
     """The pairs in micro-batches of at most `pairs_per_micro_batch` pairs (2x that many rows)."""
     if not pairs:
         return []
-    tok = builder.processor.tokenizer
+    tok = policy.tokenizer
     keys = list(dict.fromkeys(p.prompt_id for p in pairs))
     first = {p.prompt_id: p for p in reversed(pairs)}
-    encoded = dict(zip(keys, encode_prompts(builder, [first[k].prompt_item() for k in keys]), strict=True))
+    encoded = dict(zip(keys, policy.encode([first[k].prompt_item() for k in keys]), strict=True))
     ids = [completion_ids(p, tok) for p in pairs]
     out = []
     for rows in micro_batches(len(pairs), pairs_per_micro_batch):
         rows = list(rows)
         prompts = [encoded[pairs[r].prompt_id] for r in rows]
-        inputs, mask = collate(prompts + prompts, [ids[r][0] for r in rows] + [ids[r][1] for r in rows],
-                               tok.pad_token_id)
-        out.append(PairBatch(inputs, mask, rows))
+        seq = policy.batch(prompts + prompts, [ids[r][0] for r in rows] + [ids[r][1] for r in rows],
+                           shared_prefix=False)
+        out.append(PairBatch(seq, rows))
     return out
 
 
-def sequence_logps(model, batch: PairBatch, device: torch.device) -> SequenceLogps:
-    """One forward of the batch's 2P rows; gradients flow when called outside no_grad."""
-    logp, mask = completion_logprobs(model, to_device(batch.inputs, device), batch.mask.to(device))
+def sequence_logps(policy: Policy, batch: PairBatch, grad: bool = False) -> SequenceLogps:
+    """One forward of the batch's 2P rows (with gradients when `grad`)."""
+    logp, mask = policy.logprobs(batch.seq, grad=grad)
     summed = (logp * mask).sum(1)
     p = batch.num_pairs
     chosen_tokens = mask[:p].sum(1).clamp(min=1)
     return SequenceLogps(summed[:p], summed[p:], -summed[:p] / chosen_tokens)
 
 
-@torch.no_grad()
-def reference_logps(model, builder: VideoInputBuilder, pairs: list[Pair], pairs_per_micro_batch: int,
-                    device: torch.device) -> list[tuple[float, float]]:
-    """(chosen, rejected) sequence log-probs of each pair under `model`, in eval mode, without gradients."""
+def reference_logps(policy: Policy, pairs: list[Pair], pairs_per_micro_batch: int) -> list[tuple[float, float]]:
+    """(chosen, rejected) sequence log-probs of each pair under `policy`, in eval mode, without gradients."""
+    model = policy.model
     was_training = model.training
     model.eval()
     out: list[tuple[float, float]] = []
     try:
-        for batch in pair_micro_batches(builder, pairs, pairs_per_micro_batch):
-            s = sequence_logps(model, batch, device)
+        for batch in pair_micro_batches(policy, pairs, pairs_per_micro_batch):
+            s = sequence_logps(policy, batch)
             out += list(zip(s.chosen.tolist(), s.rejected.tolist(), strict=True))
     finally:
         model.train(was_training)

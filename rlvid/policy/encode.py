@@ -1,9 +1,9 @@
-"""Per-token log-probs of completions under a model, for video prompts.
+"""Prompt+completion rows for the policy's forward passes, laid out in one place.
 
-Shared by GRPO's old / reference / update passes, SFT's cross-entropy and M-DPO: one place that
-knows how prompt+completion rows are laid out. A step's prompts are run through the processor
-once (`encode_prompts`); every pass then assembles its micro-batches from those per-prompt
-tensors (`collate`), so a prompt repeated G times is not re-processed G times per pass.
+GRPO's old / reference / update passes, SFT's cross-entropy and M-DPO all use it (through
+`rlvid.policy.Policy`). A step's prompts are run through the processor once (`encode_prompts`);
+every pass then assembles its micro-batches from those per-prompt tensors (`collate`), so a
+prompt repeated G times is not re-processed G times per pass.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rlvid.algos import selective_log_softmax
 from rlvid.data.model_inputs import VideoInputBuilder, append_completions
 from rlvid.data.sample import Sample
-from rlvid.models.token_prune import TokenPruner, pruned_forward
 
 VISUAL_KEYS = {"pixel_values_videos": "video_grid_thw", "pixel_values": "image_grid_thw"}
 # per-video / per-image tensors (one row per visual item) and the placeholder token that counts the item's tokens
@@ -114,26 +112,3 @@ def collate(prompts: list[EncodedPrompt], completion_ids: list[list[int]], pad_i
 
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def completion_logprobs(model, inputs: dict[str, torch.Tensor], completion_mask: torch.Tensor,
-                        temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(token) for the completion region: ([B, T'] log-probs, [B, T'] mask).
-
-    Logits at position t predict token t+1. Only positions from the earliest completion token
-    on are projected to the vocabulary (`logits_to_keep`), so the video prompt costs no lm_head
-    time or [B, T, V] memory. `temperature` divides the logits as sampling did.
-    """
-    device = completion_mask.device
-    has = completion_mask.any(0).nonzero()
-    start = int(has[0]) if has.numel() else completion_mask.shape[1] - 1
-    start = max(start, 1)
-    keep = completion_mask.shape[1] - start + 1
-    pruner = TokenPruner.of(model)
-    if pruner is not None:  # visual tokens dropped (data.video.token_drop.mode: token)
-        logits = pruned_forward(model, inputs, pruner, logits_to_keep=keep, use_cache=False)
-    else:
-        logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
-    ids = inputs["input_ids"][:, start:].to(device)
-    logp = selective_log_softmax(logits[:, :-1].float(), ids, temperature=temperature)
-    return logp, completion_mask[:, start:]

@@ -11,6 +11,7 @@ from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
 from rlvid.models.loading import load_policy, load_processor
+from rlvid.policy import Policy
 
 
 def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[str] | None = None,
@@ -23,7 +24,7 @@ def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[st
     builder = make_input_builder(recipe, processor)
     samples = load_split(recipe, split)
     start = time.perf_counter()
-    completions = predict(model, builder, samples, batch_size=batch_size,
+    completions = predict(Policy(model, builder), samples, batch_size=batch_size,
                           max_new_tokens=recipe.rollout.max_new_tokens)
     convention, dense = recipe.trainer.eval_convention, recipe.trainer.eval_dense
     metrics = evaluate_completions(completions, samples, convention=convention, dense=dense)

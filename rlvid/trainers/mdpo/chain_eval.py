@@ -11,33 +11,41 @@ Options (hook kwargs): `order` (default: the recipe's `mdpo.cotasks_order`), `ca
 
 from __future__ import annotations
 
-from rlvid.data.cotasks import ChainInputBuilder, ChainPrompt, assemble_events, events_answer, score_turns, turn_names
 from rlvid.eval.metrics import dense_caption_metrics
 from rlvid.eval.predict import predict
+from rlvid.policy import Policy
 from rlvid.trainers.hooks import HOOKS
+from rlvid.trainers.mdpo.cotasks import (
+    ChainInputBuilder,
+    ChainPrompt,
+    assemble_events,
+    events_answer,
+    score_turns,
+    turn_names,
+)
 
 
-def predict_chain(model, builder, samples: list, order: str, batch_size: int = 8, max_new_tokens: int = 128
+def predict_chain(policy: Policy, samples: list, order: str, batch_size: int = 8, max_new_tokens: int = 128
                   ) -> list[list[str]]:
     """Each sample's greedy answers to every turn of the chain, later turns conditioned on the earlier answers."""
-    chain_builder = ChainInputBuilder.like(builder)
+    chain = policy.with_builder(ChainInputBuilder.like(policy.builder))
     answers: list[list[str]] = [[] for _ in samples]
     for turn in range(len(turn_names(order))):
         prompts = [ChainPrompt(s, order, turn, tuple(a)) for s, a in zip(samples, answers, strict=True)]
-        for a, text in zip(answers, predict(model, chain_builder, prompts, batch_size, max_new_tokens), strict=True):
+        for a, text in zip(answers, predict(chain, prompts, batch_size, max_new_tokens), strict=True):
             a.append(text)
     return answers
 
 
 @HOOKS.register("eval_dense_caption_cotasks")
-def eval_dense_caption_cotasks(model, step, epoch, recipe, builder, samples, order: str | None = None,
+def eval_dense_caption_cotasks(policy, step, epoch, recipe, samples, order: str | None = None,
                                caption_scorers=("meteor", "cider"), soda_scorer="meteor", **_) -> dict[str, float]:
     order = order or recipe.mdpo.cotasks_order
     dense = [s for s in samples if s.task == "dense_caption" and s.events]
     if not dense:
         return {}
     names = turn_names(order)
-    answers = predict_chain(model, builder, dense, order, recipe.trainer.eval_batch_size, recipe.rollout.max_new_tokens)
+    answers = predict_chain(policy, dense, order, recipe.trainer.eval_batch_size, recipe.rollout.max_new_tokens)
     events = [assemble_events(a[names.index("segments")], a[names.index("captions")], s.duration)
               for s, a in zip(dense, answers, strict=True)]
     metrics = dense_caption_metrics([events_answer(e) for e in events], [s.events for s in dense],

@@ -1,0 +1,128 @@
+"""The composition root: a recipe becomes the objects a trainer is made of, and the trainer.
+
+Trainers take their collaborators as arguments (`rlvid.trainers.loop.Trainer`); this module is the
+one place that reads the recipe to build them — processor and input builder, the `Policy` with its
+efficiency settings, the reference, the rollout engine, the data splits, rewards and hooks — so
+the CLI and the Python API assemble a run the same way, and a test can assemble one by hand.
+
+    trainer = grpo_trainer(load_recipe("recipe.yaml"), recipe_dir=".")
+    trainer.fit()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from rewards import RewardSet, compose_rewards
+from rlvid.data.model_inputs import VideoInputBuilder
+from rlvid.data.recipe_data import load_split, make_input_builder
+from rlvid.models.loading import load_policy, load_processor
+from rlvid.models.trainable import apply_trainable
+from rlvid.policy import Policy
+from rlvid.rollout import make_engine
+from rlvid.trainers.checkpoint import COMPLETE
+from rlvid.trainers.grpo import GRPOTrainer
+from rlvid.trainers.hooks import HookRunner
+from rlvid.trainers.loop import make_accelerator
+from rlvid.trainers.mdpo.pairs import Pair, model_key
+from rlvid.trainers.mdpo.trainer import MDPOTrainer
+from rlvid.trainers.sft import SFTTrainer
+
+
+@dataclass
+class Components:
+    """What every trainer is handed: the accelerator, the trainable policy, data, rewards and hooks."""
+
+    accelerator: Accelerator
+    policy: Policy
+    model_path: str
+    train_samples: list = field(default_factory=list)
+    val_samples: list = field(default_factory=list)
+    reward_set: RewardSet | None = None
+    hooks: HookRunner | None = None
+
+    def trainer_kwargs(self, output_dir: str | Path | None) -> dict:
+        return {"val_samples": self.val_samples, "reward_set": self.reward_set, "hooks": self.hooks,
+                "accelerator": self.accelerator, "output_dir": output_dir}
+
+
+def build_components(recipe, recipe_dir: str | Path | None = None, model_path: str | None = None,
+                     accelerator: Accelerator | None = None, *, reuse_vision: bool | None = None,
+                     shared_prefix: bool = False, load_train: bool = True) -> Components:
+    """Seed, processor, builder, splits (val capped by `trainer.max_eval_samples`), rewards, hooks and the
+    trainable policy (LoRA / freezing applied) on this process's device."""
+    recipe_dir = Path(recipe_dir) if recipe_dir else Path.cwd()
+    accelerator = accelerator or make_accelerator(recipe)
+    set_seed(recipe.trainer.seed)  # before the model: LoRA's initialisation draws from it
+    model_path = model_path or recipe.model.path
+    builder = make_input_builder(recipe, load_processor(model_path))
+    train = load_split(recipe, "train") if load_train else []
+    val = load_split(recipe, "val") if recipe.data.val else []
+    if recipe.trainer.max_eval_samples is not None:
+        val = val[: recipe.trainer.max_eval_samples]
+    reward_set = (compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir)
+                  if recipe.rewards.functions else None)
+    hooks = HookRunner(recipe.hooks, recipe, recipe_dir)
+    model = apply_trainable(load_policy(recipe.model, model_path, device=accelerator.device), recipe.model)
+    policy = Policy(model, builder, reuse_vision=reuse_vision, shared_prefix=shared_prefix)
+    return Components(accelerator, policy, model_path, train, val, reward_set, hooks)
+
+
+def frozen_reference(recipe, model_path: str, builder: VideoInputBuilder, device, *, reuse_vision: bool | None = None,
+                     shared_prefix: bool = False) -> Policy:
+    """The starting model, frozen, seeing the same inputs (and dropped tokens) as the policy."""
+    model = load_policy(recipe.model, model_path, device=device).eval()
+    model.requires_grad_(False)
+    return Policy(model, builder, reuse_vision=reuse_vision, shared_prefix=shared_prefix)
+
+
+def grpo_trainer(recipe, recipe_dir: str | Path | None = None, model_path: str | None = None,
+                 output_dir: str | Path | None = None, accelerator: Accelerator | None = None) -> GRPOTrainer:
+    """GRPO from a recipe: the policy with the recipe's efficiency settings, its rollout engine, and a frozen
+    reference when the KL term needs one (beta > 0 without LoRA; with LoRA the adapter-free base is used)."""
+    cfg = recipe.trainer
+    c = build_components(recipe, recipe_dir, model_path, accelerator, reuse_vision=cfg.reuse_vision,
+                         shared_prefix=cfg.shared_prefix)
+    if c.reward_set is None:
+        raise ValueError("GRPO needs rewards: the recipe's rewards.functions is empty")
+    engine = make_engine(recipe, c.policy)
+    reference = None
+    if cfg.beta != 0.0 and not recipe.model.lora.enabled:
+        reference = frozen_reference(recipe, c.model_path, c.policy.builder, c.accelerator.device,
+                                     reuse_vision=cfg.reuse_vision, shared_prefix=cfg.shared_prefix)
+    return GRPOTrainer(recipe, c.policy, c.train_samples, engine=engine, reference=reference,
+                       **c.trainer_kwargs(output_dir))
+
+
+def sft_trainer(recipe, recipe_dir: str | Path | None = None, model_path: str | None = None,
+                output_dir: str | Path | None = None, accelerator: Accelerator | None = None) -> SFTTrainer:
+    """SFT on the recipe's train split."""
+    c = build_components(recipe, recipe_dir, model_path, accelerator)
+    return SFTTrainer(recipe, c.policy, c.train_samples, **c.trainer_kwargs(output_dir))
+
+
+def mdpo_trainer(recipe, pairs: list[Pair], recipe_dir: str | Path | None = None, model_path: str | None = None,
+                 output_dir: str | Path | None = None, accelerator: Accelerator | None = None) -> MDPOTrainer:
+    """M-DPO on `pairs`, with a frozen reference model when `mdpo.reference: model` (and no LoRA)."""
+    c = build_components(recipe, recipe_dir, model_path, accelerator, load_train=False)
+    reference = None
+    if recipe.mdpo.reference == "model" and not recipe.model.lora.enabled:
+        reference = frozen_reference(recipe, c.model_path, c.policy.builder, c.accelerator.device)
+    return MDPOTrainer(recipe, c.policy, pairs, reference=reference, model_key=model_key(c.model_path),
+                       **c.trainer_kwargs(output_dir))
+
+
+def sft_warm_start(recipe, recipe_dir: Path) -> Path:
+    """Run (or reuse) the SFT stage in output_dir/sft before GRPO or M-DPO; returns its final model folder."""
+    sft_dir = Path(recipe.trainer.output_dir) / "sft"
+    final = sft_dir / "final"
+    if (final / COMPLETE).is_file():
+        return final
+    trainer = sft_trainer(recipe, recipe_dir, output_dir=sft_dir)
+    out = trainer.fit()
+    del trainer
+    return out
