@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from vllm_fakes import FakeCompletion, FakeLogprob, FakeRequestOutput
 
 from rlvid.models.loading import load_processor
 from rlvid.rollout.base import Rollouts
-from rlvid.rollout.vllm_fakes import FakeCompletion, FakeLogprob, FakeRequestOutput
 from rlvid.rollout.vllm_outputs import (
     PromptMismatchError,
     check_prompt_ids,

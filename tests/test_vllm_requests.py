@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from vllm_fakes import decode_frames_url, hf_process
 
 from rlvid.config import load_recipe
 from rlvid.data.model_inputs import VideoInputBuilder
@@ -14,7 +15,6 @@ from rlvid.data.prompts import build_messages
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.rollout import EngineNotAvailableError, SamplingParams, make_engine
-from rlvid.rollout.vllm_fakes import decode_frames_url, hf_process
 from rlvid.rollout.vllm_requests import (
     LOGIT_SUPPRESS,
     media_io_kwargs,

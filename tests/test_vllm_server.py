@@ -7,12 +7,12 @@ import types
 
 import pytest
 import torch
+from vllm_fakes import FakeVLLMClient, fake_vllm_module
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.rollout import SamplingParams, make_engine
-from rlvid.rollout.vllm_fakes import FakeVLLMClient, fake_vllm_module
 from rlvid.rollout.vllm_outputs import PromptMismatchError
 from rlvid.rollout.vllm_requests import LOGIT_SUPPRESS
 from rlvid.rollout.vllm_server import VLLMServerEngine, eos_token_ids

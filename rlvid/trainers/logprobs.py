@@ -135,5 +135,22 @@ def completion_logprobs(model, inputs: dict[str, torch.Tensor], completion_mask:
     else:
         logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
     ids = inputs["input_ids"][:, start:].to(device)
-    logp = selective_log_softmax(logits[:, :-1].float(), ids, temperature=temperature)
+    logp = selective_log_softmax(sampled_logits(model, logits[:, :-1]), ids, temperature=temperature)
     return logp, completion_mask[:, start:]
+
+
+def sampled_logits(model, logits: torch.Tensor) -> torch.Tensor:
+    """fp32 logits of the distribution the rollout engines sample from: vision placeholders at -inf.
+
+    Both engines forbid placeholder tokens (hf: `suppress_tokens`; vLLM: the lowest logit bias),
+    so the trainer's log-probs and ratios must leave them out of the softmax too.
+    """
+    from rlvid.rollout.hf import placeholder_token_ids
+
+    out = logits.float()
+    ids = placeholder_token_ids(getattr(model, "module", model))
+    if ids:
+        index = torch.tensor(ids, device=out.device)
+        fill = out.index_fill_ if out is not logits else out.index_fill  # in place on .float()'s own copy
+        out = fill(-1, index, float("-inf"))
+    return out
