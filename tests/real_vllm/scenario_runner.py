@@ -1,0 +1,23 @@
+"""Run one tests/real_vllm/scenarios.py scenario in a fresh process and read back its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def run_scenario(name: str, root: Path, *args: str, timeout: int = 600) -> dict:
+    """Run tests/real_vllm/scenarios.py NAME in a fresh process (one vLLM engine per process); its JSON figures."""
+    out = root / f"{name}-{'-'.join(args)}.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(HERE / "scenarios.py"), name, str(root), str(out), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    if proc.returncode != 0:
+        raise AssertionError(f"scenario {name} {args} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    return json.loads(out.read_text())
