@@ -160,7 +160,59 @@ def scenario_grpo(root: Path, arch: str) -> dict:
             "sync_seconds": [r.get("time/sync") for r in steps], "pushes": trainer.engine.last_push.tensors}
 
 
-SCENARIOS = {"generate": scenario_generate, "push": scenario_push, "fresh": scenario_fresh, "grpo": scenario_grpo}
+LENGTH = "def length(completions, **kw):\n    return [min(len(c), 40) / 40 for c in completions]\n"
+
+
+def _cli_recipe(root: Path, name: str, overrides: dict) -> Path:
+    from rlvid.trainers.testing import write_recipe
+
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "length.py").write_text(LENGTH)  # varies with the completion: scores differ, pairs form
+    base = {"model": {"dtype": "fp32"}, "data": {"video": dict(VIDEO), "max_samples": 4},
+            "rollout": {"engine": "vllm", "max_new_tokens": 12}}
+    from rlvid.trainers.testing import _merge
+
+    _merge(base, overrides)
+    return write_recipe(folder / "recipe.yaml", prepare(root, "qwen2_5_vl"), folder / "out", base)
+
+
+def scenario_mdpo_pairs(root: Path) -> dict:
+    """One M-DPO pair-building round (`rlvid mdpo-pairs`) sampling with the vLLM engine."""
+    from rlvid.cli import main
+    from rlvid.trainers.mdpo_pairs import read_pairs
+
+    path = _cli_recipe(root, "mdpo", {"trainer": {"algorithm": "mdpo"},
+                                      "mdpo": {"min_gap": 0.05, "metric": [{"name": "./length.py:length"}]},
+                                      "rewards": {"functions": [{"name": "format"}]}})
+    out = root / "mdpo" / "pairs"
+    code = main(["mdpo-pairs", str(path), "--n", "4", "--out", str(out)])
+    pairs = read_pairs(out)
+    done = [json.loads(line) for line in open(out / "done-rank0.jsonl")]
+    return {"code": code, "prompts": len(done), "scores_per_prompt": [len(d["scores"]) for d in done],
+            "pairs": len(pairs), "min_gap": min((p.gap for p in pairs), default=None),
+            "ref_logp_negative": all(p.ref_chosen_logp < 0 and p.ref_rejected_logp < 0 for p in pairs),
+            "ids_present": all(p.chosen_ids and p.rejected_ids for p in pairs)}
+
+
+def scenario_select(root: Path) -> dict:
+    """`rlvid select` (offline variance-aware selection) with k=4 rollouts per sample from the vLLM engine."""
+    from data_selection.stats import read_stats
+    from rlvid.cli import main
+    from rlvid.data.loaders import load_jsonl
+
+    path = _cli_recipe(root, "select", {
+        "rewards": {"functions": [{"name": "./length.py:length"}]},
+        "selection": {"offline": {"strategy": "top_variance", "kwargs": {"fraction": 0.5}, "batch_size": 2}}})
+    out = root / "select" / "sel"
+    code = main(["select", str(path), "--k", "4", "--out", str(out)])
+    stats = read_stats(out / "stats.jsonl")
+    return {"code": code, "stats": len(stats), "rewards_per_sample": [len(s.rewards) for s in stats],
+            "variances": [s.variance for s in stats], "selected": len(load_jsonl(out / "selected.jsonl").samples)}
+
+
+SCENARIOS = {"generate": scenario_generate, "push": scenario_push, "fresh": scenario_fresh, "grpo": scenario_grpo,
+             "mdpo_pairs": scenario_mdpo_pairs, "select": scenario_select}
 
 
 if __name__ == "__main__":

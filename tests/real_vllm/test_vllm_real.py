@@ -41,3 +41,15 @@ def test_three_grpo_steps_with_the_vllm_engine_keep_its_log_probs_on_the_policy(
     r = run_scenario("grpo", vllm_root, "qwen3_vl")
     assert r["steps"] == 3
     assert max(r["logp_abs_diff"]) <= 1e-3, r  # each step's rollout comes from the freshly pushed policy
+
+
+def test_an_mdpo_pair_building_round_samples_with_the_vllm_engine(vllm_root):
+    r = run_scenario("mdpo_pairs", vllm_root)
+    assert r["code"] == 0 and r["prompts"] == 4 and r["scores_per_prompt"] == [4] * 4
+    assert r["pairs"] > 0 and r["min_gap"] >= 0.05 - 1e-9 and r["ref_logp_negative"] and r["ids_present"]
+
+
+def test_rlvid_select_scores_k_vllm_rollouts_per_sample(vllm_root):
+    r = run_scenario("select", vllm_root)
+    assert r["code"] == 0 and r["stats"] == 4 and r["rewards_per_sample"] == [4] * 4
+    assert any(v > 0 for v in r["variances"]) and r["selected"] == 2  # top half by variance
