@@ -143,3 +143,6 @@ def test_serve_command_enables_what_the_engine_relies_on():
     assert flags["--logprobs-mode"] == "processed_logprobs"  # after temperature, as the trainer computes them
     assert flags["--limit-mm-per-prompt"] == '{"image": 0, "video": 1}'
     assert flags["--port"] == "8123" and flags["--tensor-parallel-size"] == "2"
+    assert flags["--host"] == "127.0.0.1"  # loopback unless told otherwise
+    assert {"--trust-request-mm-kwargs", "--no-mm-device-do-normalize", "--enable-prefix-caching"} <= set(argv)
+    assert "--weight-transfer-config" not in serve_command("/models/m", weight_transfer=False)  # CPU: no NCCL

@@ -240,7 +240,7 @@ class FakeVLLMClient:
     eos_token_id = 2
     completion_length = 5
 
-    def __init__(self, base_url=None, host="0.0.0.0", server_port=8000, group_port=51216, connection_timeout=0.0):
+    def __init__(self, base_url=None, host="127.0.0.1", server_port=8000, group_port=51216, connection_timeout=0.0):
         self.base_url = base_url or f"http://{host}:{server_port}"
         self.session = FakeSession()
         self.calls: list[str] = []

@@ -211,8 +211,85 @@ def scenario_select(root: Path) -> dict:
             "variances": [s.variance for s in stats], "selected": len(load_jsonl(out / "selected.jsonl").samples)}
 
 
-SCENARIOS = {"generate": scenario_generate, "push": scenario_push, "fresh": scenario_fresh, "grpo": scenario_grpo,
-             "mdpo_pairs": scenario_mdpo_pairs, "select": scenario_select}
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, server, log: Path, timeout: float = 300.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"vllm serve exited ({server.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1.0)
+    raise TimeoutError(f"vllm serve not healthy after {timeout} s:\n{log.read_text()[-4000:]}")
+
+
+def scenario_server(root: Path, arch: str = "qwen2_5_vl") -> dict:
+    """A real `vllm serve` on CPU at 127.0.0.1 and the vllm-server engine's generation through TRL's client.
+
+    No NCCL group (GPU only): the server starts without a weight-transfer engine and nothing is pushed.
+    """
+    import os
+    import subprocess
+
+    from trl.generation.vllm_client import VLLMClient
+
+    from rlvid.rollout import SamplingParams
+    from rlvid.rollout.vllm_cpu import CPU_MAX_NUM_BATCHED_TOKENS, cpu_list
+    from rlvid.rollout.vllm_server import VLLMServerEngine, python_serve_argv, serve_command
+
+    recipe = make_recipe(root, arch, name=f"server-{arch}", overrides={"rollout": {"engine": "vllm-server"}})
+    port = _free_port()
+    argv = serve_command(recipe.model.path, host="127.0.0.1", port=port, dtype="float32", weight_transfer=False,
+                         max_num_batched_tokens=CPU_MAX_NUM_BATCHED_TOKENS)
+    argv = python_serve_argv(argv, sys.executable)
+    env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
+           "VLLM_CPU_OMP_THREADS_BIND": cpu_list(os.sched_getaffinity(0))}
+    log = root / f"vllm-serve-{port}.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        server = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/health", server, log)
+        start_s = time.perf_counter() - t0
+        from rlvid.data.recipe_data import load_split, make_input_builder
+        from rlvid.models.loading import load_policy, load_processor
+
+        processor = load_processor(recipe.model.path)
+        builder = make_input_builder(recipe, processor)
+        model = load_policy(recipe.model, device="cpu").eval()
+        client = VLLMClient(base_url=f"http://127.0.0.1:{port}", connection_timeout=60)
+        engine = VLLMServerEngine(client, builder, model, is_main=True, seed=recipe.trainer.seed)
+        samples = load_split(recipe, "train")[:2]
+        t0 = time.perf_counter()
+        out = engine.generate(samples, G, SamplingParams(temperature=1.0, max_new_tokens=16))
+        gen_s = time.perf_counter() - t0
+        engine.reset_caches()  # the dev endpoints the engine calls after a push answer
+        return {"start_seconds": start_s, "generate_seconds": gen_s, "prompts_checked": engine._prompts_checked,
+                "prompt_index": out.prompt_index, "lengths": [len(t) for t in out.token_ids],
+                "gap": logprob_gap(model, builder, samples, out)}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+SCENARIOS = {"server": scenario_server, "generate": scenario_generate, "push": scenario_push,
+             "fresh": scenario_fresh, "grpo": scenario_grpo, "mdpo_pairs": scenario_mdpo_pairs,
+             "select": scenario_select}
 
 
 if __name__ == "__main__":

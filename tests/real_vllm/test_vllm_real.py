@@ -53,3 +53,9 @@ def test_rlvid_select_scores_k_vllm_rollouts_per_sample(vllm_root):
     r = run_scenario("select", vllm_root)
     assert r["code"] == 0 and r["stats"] == 4 and r["rewards_per_sample"] == [4] * 4
     assert any(v > 0 for v in r["variances"]) and r["selected"] == 2  # top half by variance
+
+
+def test_the_server_engine_generates_against_a_real_vllm_serve_on_cpu(vllm_root):
+    r = run_scenario("server", vllm_root)
+    assert r["prompts_checked"] and r["prompt_index"] == [0] * 4 + [1] * 4 and min(r["lengths"]) >= 1
+    assert r["gap"]["mean_abs"] <= 1e-3 and r["gap"]["max_abs"] <= 1e-2, r["gap"]
