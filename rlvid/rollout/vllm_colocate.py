@@ -31,7 +31,7 @@ from rlvid.data.model_inputs import VideoInputBuilder
 from rlvid.data.sample import Sample
 from rlvid.rollout.base import Rollouts, SamplingParams
 from rlvid.rollout.hf import placeholder_token_ids
-from rlvid.rollout.vllm_cpu import cpu_environment, cpu_llm_overrides, vllm_on_cpu
+from rlvid.rollout.vllm_cpu import cpu_environment, cpu_llm_overrides, explain_split_prefill, vllm_on_cpu
 from rlvid.rollout.vllm_import import require_vllm
 from rlvid.rollout.vllm_outputs import check_prompt_ids, parse_request_outputs
 from rlvid.rollout.vllm_reload import (
@@ -98,7 +98,10 @@ class VLLMColocateEngine:
             sampling, num_generations, seed=request_seed(self.seed, self._calls, i, num_generations),
             suppress_token_ids=self.placeholder_ids)) for i in range(len(requests))]
         self._calls += 1
-        outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
+        try:
+            outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
+        except RuntimeError as err:
+            raise explain_split_prefill(err) from err
         mine = outputs[offset:offset + len(batch)]
         if self.check_prompts and not self._prompts_checked and mine:
             expected = self.builder.prompts(batch[:1]).inputs["input_ids"][0].tolist()

@@ -3,8 +3,10 @@
 - Sleep mode is refused by vLLM on CPU ("not supported on current platform"): it is turned off
   with a warning (nothing to free on a GPU that is not there).
 - Seeded sampling crashes when a prompt's prefill is split across scheduler steps (the CPU
-  `torch.Generator` has no offset): `max_num_batched_tokens` defaults to 65536 so a step holds
-  every prompt of a rollout batch whole.
+  `torch.Generator` has no offset): `max_num_batched_tokens` defaults to 16384 so a step holds
+  every prompt of a usual rollout batch whole (vLLM profiles a batch of that many tokens at
+  start-up, so larger costs start-up time: 65536 took ~50 s more on 2 cores); a larger batch
+  raises `SplitPrefillError` naming `rollout.vllm.max_num_batched_tokens`.
 - vLLM binds its OpenMP threads to one core and pins torch to one thread unless
   `VLLM_CPU_OMP_THREADS_BIND` names the cores: default, every core this process may run on.
 - `VLLM_CPU_KVCACHE_SPACE` (GiB) defaults to 4 in vLLM: default here 10% of RAM, 1-4 GiB.
@@ -19,7 +21,21 @@ import os
 
 logger = logging.getLogger("rlvid.rollout")
 
-CPU_MAX_NUM_BATCHED_TOKENS = 65536
+CPU_MAX_NUM_BATCHED_TOKENS = 16384
+
+
+class SplitPrefillError(RuntimeError):
+    """A seeded rollout batch did not fit one vLLM scheduler step on CPU."""
+
+
+def explain_split_prefill(err: RuntimeError) -> RuntimeError:
+    """vLLM's bare "CPU Generator does not use offset" as an error that says what to change; others unchanged."""
+    if "does not use offset" not in str(err):
+        return err
+    return SplitPrefillError(
+        "vLLM on CPU split a prompt's prefill over two steps, which seeded sampling cannot do: raise "
+        "rollout.vllm.max_num_batched_tokens above the rollout batch's prompt tokens (prompts per call x "
+        f"prompt length; default {CPU_MAX_NUM_BATCHED_TOKENS}) or send fewer prompts per call ({err})")
 
 
 def vllm_on_cpu() -> bool:
