@@ -141,6 +141,7 @@ def test_make_engine_starts_vllm_from_the_recipe(setup, model, launch_env):
     module = fake_vllm_module(processor=processor, architecture=model_architecture(model),
                               param_names=vllm_param_names(model), eos_token_id=processor.tokenizer.eos_token_id)
     monkeypatch.setitem(sys.modules, "vllm", module)
+    monkeypatch.setattr("rlvid.rollout.vllm_colocate.vllm_on_cpu", lambda: False)  # real vLLM may be imported
     recipe.rollout.engine = "vllm"
     recipe.rollout.vllm.gpu_memory_utilization = 0.35
     try:

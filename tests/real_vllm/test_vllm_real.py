@@ -30,6 +30,7 @@ def test_a_push_in_buckets_smaller_than_a_layer_makes_vllm_follow_the_policy_lik
     assert pushed["before"]["mean_abs"] <= 1e-3
     assert pushed["stale"]["mean_abs"] > 0.05  # LoRA + noisy embedding/MLP: vLLM still samples from the old policy
     assert pushed["synced"]["mean_abs"] <= 1e-3 and pushed["synced"]["max_abs"] <= 1e-2, pushed["synced"]
+    assert pushed["synced"]["mean_logp"] < -1.0  # a spread distribution: agreement is not two sure tokens
     assert pushed["push_buckets"] == pushed["push_tensors"] > 1  # one tensor per bucket: q, k, v of a layer apart
     fresh = run_scenario("fresh", vllm_root, arch)
     assert pushed["outputs"]["token_ids"] == fresh["outputs"]["token_ids"]
