@@ -59,11 +59,14 @@ def recipe_for(setup, tmp_path, **overrides):
 @torch.no_grad()
 def row_by_row_logps(model, builder, pair: Pair) -> tuple[float, float, int]:
     """Chosen and rejected sequence log-probs computed one row at a time with full logits (no shared encoding,
-    no logits_to_keep), and the chosen completion's token count."""
+    no logits_to_keep; vision placeholders out of the softmax, as the rollout engines sample), and the chosen
+    completion's token count."""
+    from rlvid.policy.placeholders import sampled_logits
+
     out = []
     for text in (pair.chosen, pair.rejected):
         inputs, mask = builder.prompt_with_completions([pair.prompt_item()], [text])
-        logits = model(**inputs).logits[0, :-1].float()
+        logits = sampled_logits(model, model(**inputs).logits[0, :-1])
         targets = inputs["input_ids"][0, 1:]
         logp = torch.log_softmax(logits, -1).gather(-1, targets[:, None])[:, 0]
         out.append((float(logp[mask[0, 1:]].sum()), int(mask.sum())))

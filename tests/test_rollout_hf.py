@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from tiny_setup import make_tiny_setup, write_recipe
@@ -48,8 +50,9 @@ def test_strip_after_eos():
     assert strip_after_eos([7, 3, 1], [1, 3]) == [7, 3]
 
 
-def test_vllm_engines_raise_a_clear_error(setup):
+def test_vllm_engines_raise_a_clear_error_without_vllm(setup, monkeypatch):
     recipe, model, processor, builder, _ = setup
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed (scripts/setup.sh installs it)
     recipe.rollout.engine = "vllm"
     with pytest.raises(EngineNotAvailableError, match=r"rlvid\[vllm\]"):
         make_engine(recipe, Policy(model, builder))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_setup import make_tiny_setup, write_recipe
+from vllm_fakes import FakeLLM, FakeSamplingParams, fake_vllm_module
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
@@ -16,7 +17,6 @@ from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
 from rlvid.rollout.vllm_colocate import VLLMColocateEngine
-from rlvid.rollout.vllm_fakes import FakeLLM, FakeSamplingParams, fake_vllm_module
 from rlvid.rollout.vllm_outputs import PromptMismatchError
 from rlvid.rollout.weight_names import WeightNameError, model_architecture, vllm_name
 
@@ -118,7 +118,7 @@ def test_sleep_mode_frees_memory_between_rollouts_and_repushes_after_wake(setup,
     engine = make(setup, model, enable_sleep_mode=True)
     assert engine.llm.calls == ["sleep:2"]
     engine.generate(setup[3][:1], 2, SamplingParams(max_new_tokens=4))
-    assert engine.llm.calls == ["sleep:2", "wake_up:weights", "collective_rpc", "collective_rpc", *CACHE_RESETS,
+    assert engine.llm.calls == ["sleep:2", "wake_up:weights", *["collective_rpc"] * 5, *CACHE_RESETS,
                                 "wake_up:kv_cache", "generate", "sleep:2"]
     engine.llm.calls.clear()
     engine.sync_weights(model)  # level 2 discarded the weights: wake them and push everything, KV cache stays freed
@@ -142,6 +142,7 @@ def test_make_engine_starts_vllm_from_the_recipe(setup, model, launch_env):
     module = fake_vllm_module(processor=processor, architecture=model_architecture(model),
                               param_names=vllm_param_names(model), eos_token_id=processor.tokenizer.eos_token_id)
     monkeypatch.setitem(sys.modules, "vllm", module)
+    monkeypatch.setattr("rlvid.rollout.vllm_colocate.vllm_on_cpu", lambda: False)  # real vLLM may be imported
     recipe.rollout.engine = "vllm"
     recipe.rollout.vllm.gpu_memory_utilization = 0.35
     try:
@@ -154,7 +155,8 @@ def test_make_engine_starts_vllm_from_the_recipe(setup, model, launch_env):
     assert llm.kwargs == dict(tensor_parallel_size=1, gpu_memory_utilization=0.35, enable_sleep_mode=False,
                               distributed_executor_backend="external_launcher", seed=recipe.trainer.seed,
                               dtype="float32", logprobs_mode="processed_logprobs",
-                              limit_mm_per_prompt={"image": 0, "video": 1}, enable_prefix_caching=True)
+                              limit_mm_per_prompt={"image": 0, "video": 1}, enable_prefix_caching=True,
+                              mm_device_do_normalize=False)
     out = engine.generate(samples[:2], 3, SamplingParams(max_new_tokens=5))
     assert out.prompt_index == [0, 0, 0, 1, 1, 1] and out.logprobs is not None
     assert {k: os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")} == \

@@ -6,10 +6,10 @@ import math
 
 import pytest
 from tiny_setup import make_tiny_setup
+from vllm_fakes import FakeCompletion, FakeLogprob, FakeRequestOutput
 
 from rlvid.models.loading import load_processor
 from rlvid.rollout.base import Rollouts
-from rlvid.rollout.vllm_fakes import FakeCompletion, FakeLogprob, FakeRequestOutput
 from rlvid.rollout.vllm_outputs import (
     PromptMismatchError,
     check_prompt_ids,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from tiny_setup import make_tiny_setup, write_recipe
+from vllm_fakes import decode_frames_url, hf_process
 
 from rlvid.config import load_recipe
 from rlvid.data.model_inputs import VideoInputBuilder
@@ -16,7 +17,6 @@ from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.rollout import EngineNotAvailableError, SamplingParams, make_engine
-from rlvid.rollout.vllm_fakes import decode_frames_url, hf_process
 from rlvid.rollout.vllm_requests import (
     LOGIT_SUPPRESS,
     media_io_kwargs,

@@ -8,13 +8,13 @@ import types
 import pytest
 import torch
 from tiny_setup import make_tiny_setup, write_recipe
+from vllm_fakes import FakeVLLMClient, fake_vllm_module
 
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.rollout import SamplingParams, make_engine
-from rlvid.rollout.vllm_fakes import FakeVLLMClient, fake_vllm_module
 from rlvid.rollout.vllm_outputs import PromptMismatchError
 from rlvid.rollout.vllm_requests import LOGIT_SUPPRESS
 from rlvid.rollout.vllm_server import VLLMServerEngine, eos_token_ids
@@ -144,3 +144,6 @@ def test_serve_command_enables_what_the_engine_relies_on():
     assert flags["--logprobs-mode"] == "processed_logprobs"  # after temperature, as the trainer computes them
     assert flags["--limit-mm-per-prompt"] == '{"image": 0, "video": 1}'
     assert flags["--port"] == "8123" and flags["--tensor-parallel-size"] == "2"
+    assert flags["--host"] == "127.0.0.1"  # loopback unless told otherwise
+    assert {"--trust-request-mm-kwargs", "--no-mm-device-do-normalize", "--enable-prefix-caching"} <= set(argv)
+    assert "--weight-transfer-config" not in serve_command("/models/m", weight_transfer=False)  # CPU: no NCCL

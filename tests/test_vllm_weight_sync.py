@@ -21,7 +21,7 @@ from rlvid.rollout.weight_names import (
     model_architecture,
     vllm_name,
 )
-from rlvid.rollout.weight_sync import buckets, iter_push_weights, materialize
+from rlvid.rollout.weight_sync import buckets, iter_push_weights, layer_unit, materialize
 
 QWEN25 = "Qwen2_5_VLForConditionalGeneration"
 QWEN3 = "Qwen3VLForConditionalGeneration"
@@ -127,7 +127,26 @@ def test_lora_is_pushed_merged_without_touching_the_training_weights(model):
     for n, p in peft_model.named_parameters():
         assert torch.equal(p, before[n])  # merged for the push only
     trainable = [name for name, _ in iter_push_weights(peft_model, trainable_only=True)]
-    assert sorted(trainable) == sorted(changed)  # frozen base weights are not re-sent
+    layers = {n.rsplit(".", 1)[0] for n in changed}  # vLLM finalises a layer once all its tensors arrived: whole layers
+    assert sorted(trainable) == sorted(n for n in pushed if n.rsplit(".", 1)[0] in layers)
+    fused = [name for name, _ in iter_push_weights(peft_model, trainable_only=True, packed=QWEN_PACKED)]
+    attention = {n.rsplit(".", 2)[0] for n in changed}  # q_proj and v_proj are parts of vLLM's qkv_proj
+    assert sorted(fused) == sorted(n for n in pushed if n.rsplit(".", 2)[0] in attention and ".self_attn." in n
+                                   and n.rsplit(".", 2)[1] in ("q_proj", "k_proj", "v_proj"))
+
+
+QWEN_PACKED = {"qkv_proj": ["q_proj", "k_proj", "v_proj"], "gate_up_proj": ["gate_proj", "up_proj"], "qkv": ["qkv"]}
+
+
+@pytest.mark.parametrize("name, unit", [
+    ("model.language_model.layers.3.self_attn.k_proj.bias", "model.language_model.layers.3.self_attn.qkv_proj"),
+    ("model.language_model.layers.3.mlp.up_proj.weight", "model.language_model.layers.3.mlp.gate_up_proj"),
+    ("model.language_model.layers.3.mlp.down_proj.weight", "model.language_model.layers.3.mlp.down_proj"),
+    ("model.visual.blocks.0.attn.qkv.weight", "model.visual.blocks.0.attn.qkv"),
+    ("model.language_model.embed_tokens.weight", "model.language_model.embed_tokens"),
+])
+def test_layer_unit_groups_the_tensors_vllm_fuses_into_one_layer(name, unit):
+    assert layer_unit(name, QWEN_PACKED) == unit
 
 
 class FakeDTensorParam(torch.nn.Parameter):

@@ -102,7 +102,10 @@ class DataConfig:
 class VllmConfig:
     gpu_memory_utilization: float = 0.5  # colocated engine: share of GPU memory vLLM may take
     tensor_parallel_size: int = 1
-    enable_sleep_mode: bool = False  # colocated: offload vLLM's weights/cache during the update
+    enable_sleep_mode: bool = False  # colocated: offload vLLM's weights/cache during the update (GPU only)
+    max_num_batched_tokens: int = 0  # 0 = auto (CPU: 16384, so seeded sampling never sees a split prefill)
+    cpu_kvcache_space_gib: float = 0.0  # CPU: KV cache size; 0 = auto (10% of RAM, 1-4 GiB)
+    cpu_threads_bind: str = "auto"  # CPU: cores for vLLM's OpenMP threads, e.g. "0-1"; auto = this process's
     server_host: str = "127.0.0.1"  # engine "vllm-server": where `trl vllm-serve`-style server listens
     server_port: int = 8000
 

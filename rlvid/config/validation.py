@@ -52,6 +52,8 @@ def _problems(r: Recipe):
         ("rollout.repetition_penalty", ro.repetition_penalty > 0, "must be > 0"),
         ("rollout.vllm.gpu_memory_utilization", 0.0 < ro.vllm.gpu_memory_utilization <= 1.0, "must be in (0, 1]"),
         ("rollout.vllm.tensor_parallel_size", ro.vllm.tensor_parallel_size >= 1, "must be >= 1"),
+        ("rollout.vllm.max_num_batched_tokens", ro.vllm.max_num_batched_tokens >= 0, "must be >= 0 (0 = auto)"),
+        ("rollout.vllm.cpu_kvcache_space_gib", ro.vllm.cpu_kvcache_space_gib >= 0, "must be >= 0 (0 = auto)"),
         ("data.max_samples", r.data.max_samples is None or r.data.max_samples >= 1, "must be >= 1 or null"),
         ("data.video.fps", v.fps > 0, "must be > 0"),
         ("data.video.min_frames", 1 <= v.min_frames <= v.max_frames, "must be >= 1 and <= data.video.max_frames"),

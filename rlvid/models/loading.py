@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from rlvid.config.schema import ModelConfig
+from rlvid.models.qwen2_5_vl_positions import use_reference_positions
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -30,7 +31,7 @@ def load_policy(model_cfg: ModelConfig, path: str | None = None, device: torch.d
     )
     if device is not None:
         model.to(device)
-    return model
+    return use_reference_positions(model)  # Qwen2.5-VL: the positions it was trained with (and vLLM uses)
 
 
 def load_processor(path: str):

@@ -46,7 +46,8 @@ CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class Preset:
-    """Sizes of the random model. `tiny` is for tests; `mid` (hidden 512, 8 layers) for benchmarks."""
+    """Sizes of the random model. `tiny` is for tests; `tiny32` is `tiny` with text head_dim 32, the smallest
+    vLLM's CPU attention takes (it has no kernel for `tiny`'s 16); `mid` (hidden 512, 8 layers) for benchmarks."""
 
     hidden: int
     layers: int
@@ -62,6 +63,7 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset(64, 2, 4, 2, 128, 32, 2, 2, 64, 1024),
+    "tiny32": Preset(64, 2, 2, 1, 128, 32, 2, 2, 64, 1024),
     "mid": Preset(512, 8, 8, 4, 1408, 256, 4, 4, 1024, 4096),
 }
 

@@ -10,6 +10,7 @@ import torch
 
 from rlvid.algos import selective_log_softmax
 from rlvid.models.token_prune import TokenPruner, pruned_forward
+from rlvid.policy.placeholders import sampled_logits
 
 
 def completion_logprobs(model, inputs: dict[str, torch.Tensor], completion_mask: torch.Tensor,
@@ -32,5 +33,5 @@ def completion_logprobs(model, inputs: dict[str, torch.Tensor], completion_mask:
     else:
         logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
     ids = inputs["input_ids"][:, start:].to(device)
-    logp = selective_log_softmax(logits[:, :-1].float(), ids, temperature=temperature)
+    logp = selective_log_softmax(sampled_logits(model, logits[:, :-1]), ids, temperature=temperature)
     return logp, completion_mask[:, start:]

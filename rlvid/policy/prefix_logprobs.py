@@ -26,6 +26,7 @@ from rlvid.algos import selective_log_softmax
 from rlvid.models.token_prune import TokenPruner, compact_inputs
 from rlvid.models.vision_reuse import find_vl_core
 from rlvid.policy.encode import EncodedPrompt, to_device
+from rlvid.policy.placeholders import sampled_logits
 from rlvid.timing import subphase
 
 
@@ -108,7 +109,8 @@ def prefix_completion_logprobs(model: torch.nn.Module, batch: PrefixBatch, compl
     attention = torch.cat([pre["attention_mask"][batch.row_prompt], batch.tail_mask.to(pre["attention_mask"].dtype)], 1)
     logits = model(input_ids=batch.tail_ids, attention_mask=attention, position_ids=tail_pos, past_key_values=cache,
                    use_cache=True).logits
-    tail_logp = selective_log_softmax(logits[:, :-1].float(), batch.tail_ids[:, 1:], temperature=temperature)
+    tail_logp = selective_log_softmax(sampled_logits(model, logits[:, :-1]), batch.tail_ids[:, 1:],
+                                      temperature=temperature)
     return _to_plain_layout(tail_logp, batch, completion_mask)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rlvid.data.sample import Sample
 from rlvid.policy import Policy
+from rlvid.policy.placeholders import placeholder_token_ids
 from rlvid.rollout.base import Rollouts, SamplingParams
 
 
@@ -48,18 +49,6 @@ class HFRolloutEngine:
 
     def sync_weights(self, model) -> None:
         """No-op: this engine generates with the trained module itself."""
-
-
-PLACEHOLDER_KEYS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
-
-
-def placeholder_token_ids(model) -> list[int]:
-    """Vision placeholder tokens, never sampled: one in a completion would break the next forward
-    (the model checks that placeholder tokens match the visual features)."""
-    cfg = model.config
-    ids = {getattr(cfg, k, None) for k in PLACEHOLDER_KEYS}
-    ids |= {getattr(getattr(cfg, "text_config", None), k, None) for k in PLACEHOLDER_KEYS}
-    return sorted(i for i in ids if isinstance(i, int))
 
 
 def strip_after_eos(ids: list[int], eos_id: int | list[int]) -> list[int]:

@@ -8,10 +8,12 @@
   frees its weights and KV cache for the update; weights are woken and re-pushed from the policy
   at the next sync (level 2 discards them), the KV cache is woken just before generating.
 - Weight sync (`sync_weights`): the policy's weights in buckets (`weight_sync`), names checked
-  (`weight_names`), loaded in place with the model's own `load_weights` on the in-process worker;
+  (`weight_names`), loaded through vLLM's layerwise reload on the in-process worker
+  (`vllm_reload`: each layer finalised once all its tensors arrived, tied LM head re-packed);
   then the prefix, multi-modal and encoder caches are reset so no vision embedding computed with
   old weights is reused. The first push is full and checks that every vLLM parameter was written;
-  later pushes send only weights that can have changed (trainable ones, merged LoRA layers).
+  later pushes send only whole vLLM layers holding weights that can have changed (trainable ones,
+  merged LoRA layers).
 - Requests carry rlvid's decoded frames (`vllm_requests`); the first prompt's tokens are compared
   with the training processor's (`check_prompt_ids`).
 """
@@ -27,37 +29,23 @@ import torch
 
 from rlvid.data.model_inputs import VideoInputBuilder
 from rlvid.data.sample import Sample
+from rlvid.policy.placeholders import placeholder_token_ids
 from rlvid.rollout.base import Rollouts, SamplingParams
-from rlvid.rollout.hf import placeholder_token_ids
+from rlvid.rollout.vllm_cpu import cpu_environment, cpu_llm_overrides, explain_split_prefill, vllm_on_cpu
 from rlvid.rollout.vllm_import import require_vllm
 from rlvid.rollout.vllm_outputs import check_prompt_ids, parse_request_outputs
+from rlvid.rollout.vllm_reload import (
+    begin_reload_on_worker,
+    finish_reload_on_worker,
+    load_weights_on_worker,
+    packed_modules_on_worker,
+    parameter_names_on_worker,
+)
 from rlvid.rollout.vllm_requests import prompt_request, request_seed, sampling_kwargs
 from rlvid.rollout.weight_names import WeightNameError, check_vllm_names, missing_vllm_params, model_architecture
 from rlvid.rollout.weight_sync import DEFAULT_BUCKET_BYTES, PushStats, buckets, iter_push_weights
 
 logger = logging.getLogger("rlvid.rollout")
-
-
-def _worker_model(worker):
-    get_model = getattr(worker, "get_model", None)
-    return get_model() if callable(get_model) else worker.model_runner.model
-
-
-def load_weights_on_worker(worker, weights: list[tuple[str, torch.Tensor]]) -> list[str]:
-    """Runs inside a vLLM worker (via `collective_rpc`): load checkpoint-named tensors, return vLLM names written."""
-    loaded = _worker_model(worker).load_weights(weights)
-    return sorted(loaded) if loaded is not None else []
-
-
-def parameter_names_on_worker(worker) -> list[str]:
-    """Runs inside a vLLM worker: the names of the model's parameters, tied ones (same storage) once."""
-    names, seen = [], set()
-    for name, param in _worker_model(worker).named_parameters():
-        key = param.data_ptr() if param is not None and param.numel() else name
-        if key not in seen:
-            seen.add(key)
-            names.append(name)
-    return names
 
 
 def gpu_memory() -> dict[str, float]:
@@ -92,6 +80,7 @@ class VLLMColocateEngine:
         self._calls = 0
         self._synced = False  # vLLM holds the policy's current weights (it started from the checkpoint on disk)
         self._coverage_checked = False
+        self._packed: dict[str, list[str]] | None = None  # vLLM's fused layers, read on the first push
         self._prompts_checked = False
         self._weights_asleep = self._kv_asleep = False
         if enable_sleep_mode:
@@ -109,7 +98,10 @@ class VLLMColocateEngine:
             sampling, num_generations, seed=request_seed(self.seed, self._calls, i, num_generations),
             suppress_token_ids=self.placeholder_ids)) for i in range(len(requests))]
         self._calls += 1
-        outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
+        try:
+            outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
+        except RuntimeError as err:
+            raise explain_split_prefill(err) from err
         mine = outputs[offset:offset + len(batch)]
         if self.check_prompts and not self._prompts_checked and mine:
             expected = self.builder.prompts(batch[:1]).inputs["input_ids"][0].tolist()
@@ -128,19 +120,32 @@ class VLLMColocateEngine:
     # ------------------------------------------------------------------ weights
 
     def push(self, model, full: bool) -> PushStats:
-        """Load the policy's weights into vLLM in buckets, check names, then reset the caches."""
+        """Load the policy's weights into vLLM through its layerwise reload (`vllm_reload`), check names, reset caches.
+
+        Buckets bound what travels per call; vLLM finalises each layer once all its tensors arrived,
+        whichever bucket they came in. A partial push sends whole vLLM layers (`layer_unit`).
+        """
         start = time.perf_counter()
         self.wake(weights=True)
         stats = PushStats()
         loaded: set[str] = set()
-        weights = iter_push_weights(model, trainable_only=not full, dtype=self.push_dtype)
-        for bucket in buckets(weights, self.bucket_bytes):
-            check_vllm_names([name for name, _ in bucket], self.architecture)
-            per_worker = self.llm.collective_rpc(load_weights_on_worker, args=(bucket,))
-            loaded.update(per_worker[0] if per_worker else [])
-            stats.buckets += 1
-            stats.tensors += len(bucket)
-            stats.bytes += sum(t.numel() * t.element_size() for _, t in bucket)
+        if self._packed is None:
+            self._packed = self.llm.collective_rpc(packed_modules_on_worker)[0]
+        weights = iter_push_weights(model, trainable_only=not full, dtype=self.push_dtype, packed=self._packed)
+        self.llm.collective_rpc(begin_reload_on_worker)
+        try:
+            for bucket in buckets(weights, self.bucket_bytes):
+                check_vllm_names([name for name, _ in bucket], self.architecture)
+                per_worker = self.llm.collective_rpc(load_weights_on_worker, args=(bucket,))
+                loaded.update(per_worker[0] if per_worker else [])
+                stats.buckets += 1
+                stats.tensors += len(bucket)
+                stats.bytes += sum(t.numel() * t.element_size() for _, t in bucket)
+        finally:  # vLLM's layers must leave the reload state even when a bucket failed
+            partial = self.llm.collective_rpc(finish_reload_on_worker)[0]
+        if partial:
+            raise WeightNameError(f"the push left {len(partial)} vLLM layer(s) partly written, so they hold "
+                                  f"uninitialised values: {partial[:10]}")
         if full and not self._coverage_checked:
             vllm_params = self.llm.collective_rpc(parameter_names_on_worker)[0]
             missing = missing_vllm_params(loaded, vllm_params)
@@ -240,6 +245,11 @@ def llm_kwargs(recipe, path: str, dtype: torch.dtype, seed: int) -> dict[str, An
         logprobs_mode="processed_logprobs",  # log-probs after temperature, as the trainer computes them
         limit_mm_per_prompt={"image": 0, "video": max_videos_per_prompt(recipe)},
         enable_prefix_caching=True,  # the G completions of a prompt share its (video) prefix
+        # vLLM's device-side pixel normalisation takes its mean/std from the *image* processor, also for
+        # videos; rlvid's (and HF's) video processor may differ (tiny Qwen3-VL: CLIP vs 0.5), so let the
+        # video processor normalise, as in training.
+        mm_device_do_normalize=False,
+        **({"max_num_batched_tokens": cfg.max_num_batched_tokens} if cfg.max_num_batched_tokens else {}),
     )
 
 
@@ -260,8 +270,13 @@ def create_colocate_engine(recipe, model, processor, builder: VideoInputBuilder,
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
     seed = recipe.trainer.seed + rank // tp
-    llm = vllm.LLM(**llm_kwargs(recipe, model_path(model, recipe), model_dtype(model), seed))
+    kwargs = llm_kwargs(recipe, model_path(model, recipe), model_dtype(model), seed)
+    if vllm_on_cpu():
+        os.environ.update(cpu_environment(cfg))
+        kwargs = cpu_llm_overrides(cfg, kwargs)
+    llm = vllm.LLM(**kwargs)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # all vLLM copies are up before training collectives start
     return VLLMColocateEngine(llm, builder, model, vllm.SamplingParams, tp_size=tp, tp_group=tp_group,
-                              tp_rank=rank % tp, enable_sleep_mode=cfg.enable_sleep_mode, seed=seed, **engine_kwargs)
+                              tp_rank=rank % tp, enable_sleep_mode=kwargs["enable_sleep_mode"], seed=seed,
+                              **engine_kwargs)

@@ -23,7 +23,8 @@ def require_vllm(engine: str) -> ModuleType:
     except ImportError as err:
         raise EngineNotAvailableError(
             f"rollout.engine={engine!r} needs vLLM, which is not installed ({err}). Install the extra: "
-            f"{INSTALL_HINT} (vLLM needs a CUDA GPU). Use rollout.engine=hf to generate with transformers instead."
+            f"{INSTALL_HINT} on a GPU; on CPU, scripts/setup.sh installs vLLM's CPU build (docs/vllm.md). "
+            "Use rollout.engine=hf to generate with transformers instead."
         ) from err
 
 

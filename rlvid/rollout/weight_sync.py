@@ -89,29 +89,60 @@ def _lora_trainable(layer: torch.nn.Module) -> bool:
     return any(p.requires_grad for n, p in layer.named_parameters() if "lora_" in n)
 
 
-def iter_push_weights(model: torch.nn.Module, *, trainable_only: bool = False,
-                      dtype: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
-    """(checkpoint name, full tensor) for each weight vLLM needs, one gathered parameter at a time.
+def layer_unit(name: str, packed: dict[str, list[str]] | None = None) -> str:
+    """The vLLM layer a checkpoint tensor belongs to: its module, or its fused group (q/k/v -> qkv_proj).
 
-    `trainable_only` skips weights that cannot have changed since the last push (frozen and not
-    under a trained LoRA adapter); a first push or one after vLLM discarded its weights must be full.
-    Tied parameters are yielded once (`named_parameters` drops duplicates). `dtype` casts each
-    tensor before it leaves (e.g. fp32 master weights pushed into a bf16 engine).
+    vLLM finalises a layer only once all its tensors arrived, so a push that sends one tensor of a
+    layer must send all of them: `packed` is the vLLM model's `packed_modules_mapping`.
     """
-    layers = lora_layers(model)
+    module = name.rsplit(".", 1)[0]
+    parent, _, leaf = module.rpartition(".")
+    for group, members in (packed or {}).items():
+        if leaf in members and len(members) > 1:
+            return f"{parent}.{group}" if parent else group
+    return module
+
+
+def _pushed_names(model: torch.nn.Module, layers: dict[str, torch.nn.Module], trainable_only: bool,
+                  packed: dict[str, list[str]] | None) -> set[str] | None:
+    """Checkpoint names to push (None: all): whole vLLM layers holding a weight that can have changed."""
+    if not trainable_only:
+        return None
+    names, changed = {}, set()
     for raw, param in model.named_parameters():
         name = checkpoint_name(raw)
         if name is None:
             continue
+        names[name] = layer_unit(name, packed)
+        owner = raw.rsplit(".", 1)[0]
+        layer = layers.get(owner.removesuffix(".base_layer")) if owner.endswith(".base_layer") else None
+        if param.requires_grad or (layer is not None and _lora_trainable(layer)):
+            changed.add(names[name])
+    return {n for n, unit in names.items() if unit in changed}
+
+
+def iter_push_weights(model: torch.nn.Module, *, trainable_only: bool = False, dtype: torch.dtype | None = None,
+                      packed: dict[str, list[str]] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """(checkpoint name, full tensor) for each weight vLLM needs, one gathered parameter at a time.
+
+    `trainable_only` skips weights that cannot have changed since the last push (frozen and not
+    under a trained LoRA adapter), except that a layer is always sent whole (`layer_unit`, with the
+    vLLM model's fused groups `packed`); a first push or one after vLLM discarded its weights must
+    be full. Tied parameters are yielded once (`named_parameters` drops duplicates). `dtype` casts
+    each tensor before it leaves (e.g. fp32 master weights pushed into a bf16 engine). Under FSDP2 /
+    ZeRO-3 every process iterates alike (gathering is collective).
+    """
+    layers = lora_layers(model)
+    wanted = _pushed_names(model, layers, trainable_only, packed)
+    for raw, param in model.named_parameters():
+        name = checkpoint_name(raw)
+        if name is None or (wanted is not None and name not in wanted):
+            continue
         owner = raw.rsplit(".", 1)[0]
         layer = layers.get(owner.removesuffix(".base_layer")) if owner.endswith(".base_layer") else None
         if layer is not None and raw.endswith(".base_layer.weight"):
-            if trainable_only and not (param.requires_grad or _lora_trainable(layer)):
-                continue
             tensor = merged_lora_weight(layer, materialize(param))
         else:
-            if trainable_only and not param.requires_grad:
-                continue
             tensor = materialize(param)
         yield name, tensor if dtype is None else tensor.to(dtype)
 

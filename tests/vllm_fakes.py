@@ -109,6 +109,16 @@ class FakeVllmModel:
         return [(name, None) for name in sorted(names)]
 
 
+# vLLM's layerwise reload steps (rlvid.rollout.vllm_reload) need vLLM itself: the fake worker's model loads
+# tensors directly, so beginning and finishing a reload do nothing and there are no fused layers.
+RELOAD_STAND_INS = {
+    "begin_reload_on_worker": lambda worker: [],
+    "load_weights_on_worker": lambda worker, weights: sorted(worker.get_model().load_weights(weights)),
+    "finish_reload_on_worker": lambda worker, *args: [],
+    "packed_modules_on_worker": lambda worker: {},
+}
+
+
 class FakeWorker:
     def __init__(self, model: FakeVllmModel):
         self._model = model
@@ -164,7 +174,8 @@ class FakeLLM:
 
     def collective_rpc(self, method, timeout=None, args=(), kwargs=None):
         self.calls.append("collective_rpc")
-        return [method(self.worker, *args, **(kwargs or {}))]
+        stand_in = RELOAD_STAND_INS.get(getattr(method, "__name__", ""))
+        return [(stand_in or method)(self.worker, *args, **(kwargs or {}))]
 
     def reset_prefix_cache(self, *args, **kwargs):
         self.calls.append("reset_prefix_cache")
@@ -229,7 +240,7 @@ class FakeVLLMClient:
     eos_token_id = 2
     completion_length = 5
 
-    def __init__(self, base_url=None, host="0.0.0.0", server_port=8000, group_port=51216, connection_timeout=0.0):
+    def __init__(self, base_url=None, host="127.0.0.1", server_port=8000, group_port=51216, connection_timeout=0.0):
         self.base_url = base_url or f"http://{host}:{server_port}"
         self.session = FakeSession()
         self.calls: list[str] = []
