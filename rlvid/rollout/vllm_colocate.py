@@ -240,6 +240,7 @@ def llm_kwargs(recipe, path: str, dtype: torch.dtype, seed: int) -> dict[str, An
         logprobs_mode="processed_logprobs",  # log-probs after temperature, as the trainer computes them
         limit_mm_per_prompt={"image": 0, "video": max_videos_per_prompt(recipe)},
         enable_prefix_caching=True,  # the G completions of a prompt share its (video) prefix
+        trust_remote_code=recipe.model.trust_remote_code,  # off unless the recipe says so (docs/security.md)
     )
 
 

@@ -28,6 +28,7 @@ from data_selection.sampler import selection_weights, weighted_sampler
 from rewards import RewardSet
 from rlvid.config import save_recipe
 from rlvid.models.trainable import trainable_counts
+from rlvid.plugins import write_plugin_record
 from rlvid.policy import Policy
 from rlvid.timing import PhaseTimer
 from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
@@ -208,6 +209,7 @@ class Trainer:
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_recipe(self.recipe, self.output_dir / "recipe.yaml")
+            write_plugin_record(self.output_dir / "plugins.json")  # which recipe-named code this run executes
         resume = resolve_resume(self.recipe.trainer.resume, self.output_dir)
         if resume is not None:
             self.step = load_checkpoint(acc, resume)["step"]
