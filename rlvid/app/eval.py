@@ -12,6 +12,7 @@ from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
+from rlvid.redact import scrub
 
 
 def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[str] | None = None,
@@ -41,11 +42,11 @@ def write_eval(out_dir: Path, metrics: dict[str, float], samples, completions: l
                convention: str = "standard", dense: str = "rlvid") -> None:
     """metrics.json (with `eval/convention` and `eval/dense`, the conventions used) and predictions.jsonl."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {**metrics, "eval/convention": convention, "eval/dense": dense}
+    record = scrub({**metrics, "eval/convention": convention, "eval/dense": dense})
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     with open(out_dir / "predictions.jsonl", "w") as f:
         for sample, completion in zip(samples, completions, strict=True):
-            f.write(json.dumps({"id": sample.id, "task": sample.task, "completion": completion}) + "\n")
+            f.write(json.dumps(scrub({"id": sample.id, "task": sample.task, "completion": completion})) + "\n")
 
 
 def format_metrics(metrics: dict[str, float], title: str = "") -> str:

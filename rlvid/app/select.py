@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rlvid.redact import install_log_filter
+
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, so `rlvid --help` stays fast
     from data_selection.collect import BatchHook
     from data_selection.stats import SampleStats
@@ -152,6 +154,7 @@ def parse_kwargs(items: Sequence[str]) -> dict[str, Any]:
 def run_select(args: argparse.Namespace) -> int:
     """The `rlvid select` subcommand (arguments from `add_select_arguments`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_log_filter()  # secret values never reach a log line
     kwargs = parse_kwargs(args.kwarg or [])
     if kwargs and not args.strategy:
         raise SystemExit("rlvid select: --kwarg needs --strategy")

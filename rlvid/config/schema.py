@@ -106,6 +106,7 @@ class VllmConfig:
     enable_sleep_mode: bool = False  # colocated: offload vLLM's weights/cache during the update
     server_host: str = "127.0.0.1"  # engine "vllm-server": where `trl vllm-serve`-style server listens
     server_port: int = 8000
+    api_key_env: str | None = None  # vllm-server: NAME of the env variable holding the server's API key, never the key
 
 
 @dataclass
@@ -266,6 +267,7 @@ class LoggingConfig:
     project: str = "rlvid"
     run_name: str | None = None  # None = the output_dir's name
     metrics_jsonl: bool = True  # write output_dir/metrics.jsonl
+    secret_env: list[str] = field(default_factory=list)  # more variable NAMES whose values are redacted from outputs
 
 
 # ---------------------------------------------------------------- recipe
