@@ -146,7 +146,8 @@ def write_stats(stats: Iterable[SampleStats], out_dir: str | os.PathLike, stem: 
     labels = list(dict.fromkeys(label for s in stats for label in s.reward_means))
     for label in labels:
         columns[f"mean/{label}"] = [s.reward_means.get(label) for s in stats]
-    columns["sample"] = [json.dumps(scrub(s.sample), ensure_ascii=False) if s.sample is not None else None for s in stats]
+    columns["sample"] = [json.dumps(scrub(s.sample), ensure_ascii=False) if s.sample is not None else None
+                         for s in stats]
     parquet = out / f"{stem}.parquet"
     table = pa.table({k: pa.array(v, type=pa.float64()) if k.startswith("mean/") else v for k, v in columns.items()})
     pq.write_table(table, parquet)
