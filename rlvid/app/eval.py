@@ -13,6 +13,7 @@ from rlvid.eval.predict import predict
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.redact import scrub
+from rlvid.safe_paths import safe_component
 
 
 def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[str] | None = None,
@@ -30,7 +31,7 @@ def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[st
     convention, dense = recipe.trainer.eval_convention, recipe.trainer.eval_dense
     metrics = evaluate_completions(completions, samples, convention=convention, dense=dense)
     metrics["eval/seconds"] = time.perf_counter() - start
-    out_dir = Path(out or Path(recipe.trainer.output_dir) / f"eval_{split}")
+    out_dir = Path(out or Path(recipe.trainer.output_dir) / safe_component(f"eval_{split}"))
     write_eval(out_dir, metrics, samples, completions, convention, dense)
     print(format_metrics(metrics, title=f"{model_path} on {split} ({len(samples)} samples)"))
     print(f"conventions: grounding {convention}, dense captioning {dense} (docs/fidelity.md)")
