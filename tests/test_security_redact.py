@@ -49,3 +49,20 @@ def test_log_filter_redacts_formatted_messages(monkeypatch):
     finally:
         logger.removeHandler(handler)
     assert stream.getvalue().strip() == "header Authorization: Bearer <redacted:HF_TOKEN>"
+
+
+def test_recipe_keys_hold_variable_names_and_errors_do_not_echo_a_pasted_key(tmp_path):
+    from rlvid.config import load_recipe
+    from rlvid.config.errors import RecipeError
+
+    pasted = "sk-live/abc+def=0123456789"
+    (tmp_path / "r.yaml").write_text(f"rollout:\n  vllm:\n    api_key_env: '{pasted}'\n")
+    try:
+        load_recipe(tmp_path / "r.yaml")
+    except RecipeError as e:
+        assert "rollout.vllm.api_key_env" in str(e) and pasted not in str(e)
+    else:
+        raise AssertionError("a key pasted into api_key_env must be refused")
+    (tmp_path / "ok.yaml").write_text("rollout:\n  vllm:\n    api_key_env: RLVID_VLLM_KEY\nlogging:\n"
+                                      "  secret_env: [MY_JUDGE_KEY]\n")
+    assert load_recipe(tmp_path / "ok.yaml").rollout.vllm.api_key_env == "RLVID_VLLM_KEY"
