@@ -29,6 +29,7 @@ from typing import Any
 from rewards.events import parse_events
 from rewards.parsing import extract_tag, parse_interval, parse_number, parse_option
 from rlvid.data.sample import Sample
+from rlvid.redact import scrub
 
 META_KEY = "selection"  # selected samples carry meta["selection"] = {weight, mean, variance, pass_rate}
 PASS_FRACTION = 0.5  # default pass threshold = PASS_FRACTION x the maximum attainable total
@@ -118,7 +119,8 @@ SCALARS = ("id", "task", "k", "mean", "variance", "std", "min", "max", "pass_rat
 
 
 def stats_to_json(s: SampleStats) -> str:
-    return json.dumps(asdict(s), ensure_ascii=False)
+    """One stats line, secret values redacted (`rlvid.redact`)."""
+    return json.dumps(scrub(asdict(s)), ensure_ascii=False)
 
 
 def stats_from_dict(raw: dict[str, Any]) -> SampleStats:
@@ -144,7 +146,8 @@ def write_stats(stats: Iterable[SampleStats], out_dir: str | os.PathLike, stem: 
     labels = list(dict.fromkeys(label for s in stats for label in s.reward_means))
     for label in labels:
         columns[f"mean/{label}"] = [s.reward_means.get(label) for s in stats]
-    columns["sample"] = [json.dumps(s.sample, ensure_ascii=False) if s.sample is not None else None for s in stats]
+    columns["sample"] = [json.dumps(scrub(s.sample), ensure_ascii=False) if s.sample is not None else None
+                         for s in stats]
     parquet = out / f"{stem}.parquet"
     table = pa.table({k: pa.array(v, type=pa.float64()) if k.startswith("mean/") else v for k, v in columns.items()})
     pq.write_table(table, parquet)

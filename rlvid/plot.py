@@ -10,6 +10,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from rlvid.safe_paths import safe_component
+
 GROUPS = {
     "rewards": lambda k: k.startswith("rewards/"),
     "kl": lambda k: "kl" in k and not k.startswith("eval/"),
@@ -57,7 +59,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
             ax.set_title(f"{stage}: {group}")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="best")
-            path = out_dir / f"{stage}_{group}.png"
+            path = out_dir / f"{safe_component(f'{stage}_{group}')}.png"  # stage names come from metrics.jsonl
             fig.tight_layout()
             fig.savefig(path, dpi=100)
             plt.close(fig)

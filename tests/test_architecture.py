@@ -15,7 +15,7 @@ PACKAGES = ("rlvid", "rewards", "data_selection")
 
 # floor -> units (a unit is a package or module; the longest matching prefix names a module's unit)
 LAYERS: list[tuple[str, ...]] = [
-    ("rlvid", "rlvid.timing", "rlvid.plugins"),  # 0 ground: phase timers, the plugin loader
+    ("rlvid", "rlvid.timing", "rlvid.plugins", "rlvid.redact", "rlvid.safe_paths"),  # 0 ground (docs/architecture.md)
     ("rlvid.algos",),  # 1 pure loss / advantage / KL math and its registries
     ("rlvid.config",),  # 2 the recipe schema, loading, validation (names checked against the registries)
     ("rlvid.data",),  # 3 samples, video, prompts, model-input builder

@@ -156,7 +156,7 @@ def test_make_engine_starts_vllm_from_the_recipe(setup, model, launch_env):
                               distributed_executor_backend="external_launcher", seed=recipe.trainer.seed,
                               dtype="float32", logprobs_mode="processed_logprobs",
                               limit_mm_per_prompt={"image": 0, "video": 1}, enable_prefix_caching=True,
-                              mm_device_do_normalize=False)
+                              mm_device_do_normalize=False, trust_remote_code=False)
     out = engine.generate(samples[:2], 3, SamplingParams(max_new_tokens=5))
     assert out.prompt_index == [0, 0, 0, 1, 1, 1] and out.logprobs is not None
     assert {k: os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")} == \

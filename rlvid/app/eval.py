@@ -12,6 +12,8 @@ from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
+from rlvid.redact import scrub
+from rlvid.safe_paths import safe_component
 
 
 def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[str] | None = None,
@@ -20,7 +22,7 @@ def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[st
     recipe = load_recipe(recipe_path, overrides or [])
     model_path = checkpoint or recipe.model.path
     model = load_policy(recipe.model, model_path)
-    processor = load_processor(model_path)
+    processor = load_processor(model_path, recipe.model.trust_remote_code)
     builder = make_input_builder(recipe, processor)
     samples = load_split(recipe, split)
     start = time.perf_counter()
@@ -29,7 +31,7 @@ def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[st
     convention, dense = recipe.trainer.eval_convention, recipe.trainer.eval_dense
     metrics = evaluate_completions(completions, samples, convention=convention, dense=dense)
     metrics["eval/seconds"] = time.perf_counter() - start
-    out_dir = Path(out or Path(recipe.trainer.output_dir) / f"eval_{split}")
+    out_dir = Path(out or Path(recipe.trainer.output_dir) / safe_component(f"eval_{split}"))
     write_eval(out_dir, metrics, samples, completions, convention, dense)
     print(format_metrics(metrics, title=f"{model_path} on {split} ({len(samples)} samples)"))
     print(f"conventions: grounding {convention}, dense captioning {dense} (docs/fidelity.md)")
@@ -41,11 +43,11 @@ def write_eval(out_dir: Path, metrics: dict[str, float], samples, completions: l
                convention: str = "standard", dense: str = "rlvid") -> None:
     """metrics.json (with `eval/convention` and `eval/dense`, the conventions used) and predictions.jsonl."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {**metrics, "eval/convention": convention, "eval/dense": dense}
+    record = scrub({**metrics, "eval/convention": convention, "eval/dense": dense})
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     with open(out_dir / "predictions.jsonl", "w") as f:
         for sample, completion in zip(samples, completions, strict=True):
-            f.write(json.dumps({"id": sample.id, "task": sample.task, "completion": completion}) + "\n")
+            f.write(json.dumps(scrub({"id": sample.id, "task": sample.task, "completion": completion})) + "\n")
 
 
 def format_metrics(metrics: dict[str, float], title: str = "") -> str:

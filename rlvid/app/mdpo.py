@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from rlvid.app.compose import mdpo_trainer, sft_warm_start
+from rlvid.redact import install_log_filter
 from rlvid.trainers.checkpoint import COMPLETE
 from rlvid.trainers.loop import make_accelerator
 from rlvid.trainers.mdpo.build import build_pairs, release_memory
@@ -65,6 +66,7 @@ def run_mdpo_pairs(recipe_path: str, overrides: list[str] | None = None, n: int 
     from rlvid.config import load_recipe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_log_filter()  # secret values never reach a log line
     recipe = load_recipe(recipe_path, overrides or [])
     recipe_dir = Path(recipe_path).resolve().parent
     out_dir = Path(out) if out else Path(recipe.trainer.output_dir) / "pairs"

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rlvid.redact import install_log_filter
+
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, so `rlvid --help` stays fast
     from data_selection.collect import BatchHook
     from data_selection.stats import SampleStats
@@ -77,7 +79,7 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
     state = process_state()
     samples = load_split(recipe, "train")
     reward_set = compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir)
-    processor = load_processor(recipe.model.path)
+    processor = load_processor(recipe.model.path, recipe.model.trust_remote_code)
     model = load_policy(recipe.model, device=state.device).eval()
     engine = make_engine(recipe, Policy(model, make_input_builder(recipe, processor)))
     sampling = SamplingParams.from_recipe(recipe.rollout)
@@ -109,6 +111,7 @@ def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, k
     from data_selection.stats import META_KEY
     from data_selection.strategies import apply_strategy
     from rlvid.data.loaders import write_jsonl
+    from rlvid.plugins import write_plugin_record
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,6 +134,7 @@ def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, k
         {"source": source, "strategy": strategy, "kwargs": selection.kwargs, "per_task": summary,
          "weights": selection.weights}, indent=2) + "\n")
     plot_histograms(stats, selection.ids, out / HISTOGRAM, title=f"{strategy}: {len(kept)} of {len(stats)} kept")
+    write_plugin_record(out / "plugins.json")
     print(table)
     print(f"wrote {out / SELECTED} ({len(kept)} of {len(stats)} samples), {out / 'summary.txt'}, {out / HISTOGRAM}")
     return SelectOutput(out, selection, stats, summary)
@@ -150,6 +154,7 @@ def parse_kwargs(items: Sequence[str]) -> dict[str, Any]:
 def run_select(args: argparse.Namespace) -> int:
     """The `rlvid select` subcommand (arguments from `add_select_arguments`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_log_filter()  # secret values never reach a log line
     kwargs = parse_kwargs(args.kwarg or [])
     if kwargs and not args.strategy:
         raise SystemExit("rlvid select: --kwarg needs --strategy")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rlvid.app.compose import grpo_trainer, sft_trainer, sft_warm_start
 from rlvid.config import load_recipe
+from rlvid.redact import install_log_filter
 
 
 def _load(recipe_path: str, overrides: list[str] | None):
@@ -29,6 +30,7 @@ def run_sft(recipe_path: str, overrides: list[str] | None = None) -> Path:
 def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
     """The recipe's algorithm (grpo, with its optional SFT warm start, or sft); returns the final model folder."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_log_filter()  # secret values never reach a log line
     recipe, recipe_dir = _load(recipe_path, overrides)
     algorithm = recipe.trainer.algorithm
     if algorithm == "sft":

@@ -26,6 +26,7 @@ from rlvid.config.checking import check_mapping, check_value, resolve_key_type
 from rlvid.config.errors import RecipeError
 from rlvid.config.schema import Recipe
 from rlvid.config.validation import validate_recipe
+from rlvid.redact import scrub, scrub_text, secret_values, watch_env
 
 BASE_KEY = "base"
 
@@ -40,6 +41,7 @@ def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recip
         _apply_override(config, override)
     recipe = _to_recipe(config, str(path))
     validate_recipe(recipe, source=str(path), base_dir=Path(path).resolve().parent)
+    watch_env(recipe.logging.secret_env)  # their values are redacted from everything this process writes
     return recipe
 
 
@@ -48,13 +50,14 @@ def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Fully resolved rlvid recipe: every setting of the run, defaults included.\n"
-    path.write_text(header + OmegaConf.to_yaml(OmegaConf.structured(recipe)))
+    text = OmegaConf.to_yaml(OmegaConf.structured(recipe))
+    path.write_text(header + scrub_text(text, secret_values(recipe.logging.secret_env)))
     return path
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
-    """The recipe as plain nested dicts and lists (e.g. for wandb's run config)."""
-    return OmegaConf.to_container(OmegaConf.structured(recipe), enum_to_str=True)
+    """The recipe as plain nested dicts and lists (e.g. for wandb's run config), secret values redacted."""
+    return scrub(OmegaConf.to_container(OmegaConf.structured(recipe), enum_to_str=True), recipe.logging.secret_env)
 
 
 def _layers(path: Path, chain: tuple[Path, ...]) -> list[tuple[str, dict]]:

@@ -46,6 +46,7 @@ class ModelConfig:
     freeze_llm: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
     save_merged: bool = True  # with LoRA: also save the adapters merged into the base weights
+    trust_remote_code: bool = False  # run the model folder's own Python (modeling/processing code); warns when on
 
 
 # ---------------------------------------------------------------- data
@@ -108,6 +109,7 @@ class VllmConfig:
     cpu_threads_bind: str = "auto"  # CPU: cores for vLLM's OpenMP threads, e.g. "0-1"; auto = this process's
     server_host: str = "127.0.0.1"  # engine "vllm-server": where `trl vllm-serve`-style server listens
     server_port: int = 8000
+    api_key_env: str | None = None  # vllm-server: NAME of the env variable holding the server's API key, never the key
 
 
 @dataclass
@@ -268,6 +270,7 @@ class LoggingConfig:
     project: str = "rlvid"
     run_name: str | None = None  # None = the output_dir's name
     metrics_jsonl: bool = True  # write output_dir/metrics.jsonl
+    secret_env: list[str] = field(default_factory=list)  # more variable NAMES whose values are redacted from outputs
 
 
 # ---------------------------------------------------------------- recipe

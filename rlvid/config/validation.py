@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from rlvid.algos import ADVANTAGE_ESTIMATORS, DPO_LOSSES, KL_ESTIMATORS, LOSS_AGGREGATIONS, POLICY_LOSSES
@@ -86,6 +87,20 @@ def _problems(r: Recipe):
     for i, hook in enumerate(r.hooks):
         if hook.every_n_steps < 0:
             yield f"hooks[{i}].every_n_steps", "must be >= 0"
+    yield from _env_name_problems(r)
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name_problems(r: Recipe):
+    """Keys that name environment variables hold names, never the secret itself (the value is not echoed)."""
+    key_env = r.rollout.vllm.api_key_env
+    if key_env is not None and not ENV_NAME.fullmatch(key_env):
+        yield "rollout.vllm.api_key_env", "must be the NAME of an environment variable (e.g. RLVID_VLLM_KEY), not a key"
+    for i, name in enumerate(r.logging.secret_env):
+        if not ENV_NAME.fullmatch(str(name)):
+            yield f"logging.secret_env[{i}]", "must be the NAME of an environment variable, not its value"
 
 
 def _registry_problems(r: Recipe, base_dir: str | Path | None):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from rlvid.config.schema import ModelConfig
 from rlvid.models.qwen2_5_vl_positions import use_reference_positions
+
+logger = logging.getLogger("rlvid.models")
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -27,15 +31,24 @@ def load_policy(model_cfg: ModelConfig, path: str | None = None, device: torch.d
     if not path:
         raise ValueError("recipe key 'model.path' is empty: name a model folder or hub id")
     model = AutoModelForImageTextToText.from_pretrained(
-        path, dtype=resolve_dtype(model_cfg.dtype, device), attn_implementation=model_cfg.attn_implementation
+        path, dtype=resolve_dtype(model_cfg.dtype, device), attn_implementation=model_cfg.attn_implementation,
+        trust_remote_code=remote_code_allowed(model_cfg.trust_remote_code, path),
     )
     if device is not None:
         model.to(device)
     return use_reference_positions(model)  # Qwen2.5-VL: the positions it was trained with (and vLLM uses)
 
 
-def load_processor(path: str):
-    """The model's processor (tokenizer, image and video processors, chat template)."""
+def remote_code_allowed(trust_remote_code: bool, path: str) -> bool:
+    """`trust_remote_code` exactly as the recipe says (off by default), with a warning when it is on."""
+    if trust_remote_code:
+        logger.warning("model.trust_remote_code is on: Python files shipped with %s will run in this process "
+                       "(docs/security.md)", path)
+    return bool(trust_remote_code)
+
+
+def load_processor(path: str, trust_remote_code: bool = False):
+    """The model's processor (tokenizer, image and video processors, chat template); remote code only if asked."""
     from transformers import AutoProcessor
 
-    return AutoProcessor.from_pretrained(path)
+    return AutoProcessor.from_pretrained(path, trust_remote_code=remote_code_allowed(trust_remote_code, path))

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from accelerate.utils import set_seed
 
+from rlvid.redact import scrub, scrub_text
 from rlvid.rollout.base import RolloutEngine, Rollouts, SamplingParams
 
 
@@ -45,7 +46,7 @@ class ResumeMismatchError(ValueError):
 
 def check_settings(folder: str | Path, settings: dict[str, Any], state: ProcessState, filename: str) -> None:
     """Compare `settings` with folder/filename (written by the main process on the first run); all processes call it."""
-    settings = json.loads(json.dumps(settings))  # the JSON form, as it is stored
+    settings = scrub(json.loads(json.dumps(settings)))  # the JSON form, as it is stored
     path = Path(folder) / filename
     if path.is_file():
         before = json.loads(path.read_text())
@@ -114,6 +115,6 @@ def append_lines(path: Path, lines: Sequence[str]) -> None:
     if not lines:
         return
     with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(line + "\n" for line in lines))
+        f.write("".join(scrub_text(line) + "\n" for line in lines))
         f.flush()
         os.fsync(f.fileno())

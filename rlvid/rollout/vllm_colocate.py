@@ -250,6 +250,7 @@ def llm_kwargs(recipe, path: str, dtype: torch.dtype, seed: int) -> dict[str, An
         # video processor normalise, as in training.
         mm_device_do_normalize=False,
         **({"max_num_batched_tokens": cfg.max_num_batched_tokens} if cfg.max_num_batched_tokens else {}),
+        trust_remote_code=recipe.model.trust_remote_code,  # off unless the recipe says so (docs/security.md)
     )
 
 

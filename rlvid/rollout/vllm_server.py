@@ -17,12 +17,18 @@ LoRA) is rebuilt from those alone.
 
 The server must run with vLLM's dev endpoints and NCCL weight transfer; docs/vllm.md has the
 launch commands.
+
+API key: with `rollout.vllm.api_key_env: NAME`, every HTTP request carries `Authorization: Bearer
+$NAME` (the server started with the same key, `VLLM_API_KEY` or `--api-key`); the recipe names the
+variable, never the key. vLLM checks the key on /v1 routes only; what that leaves open is in
+docs/security.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -188,6 +194,8 @@ def create_server_engine(recipe, model, processor, builder: VideoInputBuilder, c
     """Connect to the recipe's server (`rollout.vllm.server_host/port`); the main process opens the NCCL group."""
     client_cls = require_trl_client("vllm-server")
     cfg = recipe.rollout.vllm
+    if cfg.api_key_env:
+        client_cls = with_api_key(client_cls, api_key_from_env(cfg.api_key_env))
     rank, _, _ = distributed_layout()
     client = client_cls(host=cfg.server_host, server_port=cfg.server_port, connection_timeout=connection_timeout)
     device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
@@ -195,3 +203,33 @@ def create_server_engine(recipe, model, processor, builder: VideoInputBuilder, c
         client.init_communicator(device=device if device is not None else 0)
     return VLLMServerEngine(client, builder, model, is_main=rank == 0, device=device, seed=recipe.trainer.seed + rank,
                             **engine_kwargs)
+
+
+def api_key_from_env(name: str) -> str:
+    """The server's API key from the environment variable `name` (`rollout.vllm.api_key_env`)."""
+    key = os.environ.get(name, "")
+    if not key.strip():
+        raise ValueError(f"recipe key 'rollout.vllm.api_key_env' names {name!r}, but that environment variable is "
+                         "unset or empty: export the key the vLLM server was started with (docs/security.md)")
+    return key.strip()
+
+
+def with_api_key(client_cls: type, api_key: str) -> type:
+    """A subclass of TRL's client whose HTTP session sends `Authorization: Bearer <key>` on every request.
+
+    The header is set when the client assigns its session, inside `__init__`, so the first request
+    (`/v1/models`, guarded by the key) already carries it.
+    """
+
+    class KeyedClient(client_cls):
+        @property
+        def session(self):
+            return self._keyed_session
+
+        @session.setter
+        def session(self, session) -> None:
+            session.headers["Authorization"] = f"Bearer {api_key}"
+            self._keyed_session = session
+
+    KeyedClient.__name__ = KeyedClient.__qualname__ = f"Keyed{client_cls.__name__}"
+    return KeyedClient

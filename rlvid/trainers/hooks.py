@@ -23,6 +23,7 @@ from rewards import score
 from rlvid.algos import Registry
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
+from rlvid.redact import scrub
 
 HookFn = Callable[..., dict[str, float] | None]
 HOOKS: Registry[HookFn] = Registry("evaluation hook", entry_point_group="rlvid.hooks")
@@ -73,8 +74,8 @@ def save_samples(policy, step, epoch, recipe, samples, output_dir, num_samples: 
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w") as f:
         for s, c in zip(pred.samples, pred.completions, strict=True):
-            f.write(json.dumps({"id": s.id, "task": s.task, "answer": s.answer, "intervals": s.intervals,
-                                "completion": c}) + "\n")
+            f.write(json.dumps(scrub({"id": s.id, "task": s.task, "answer": s.answer, "intervals": s.intervals,
+                                      "completion": c}, recipe.logging.secret_env)) + "\n")
     return {}
 
 
@@ -124,5 +125,5 @@ class HookRunner:
         if metrics:
             out = Path(output_dir) / "eval" / f"step-{step:06d}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            out.write_text(json.dumps(scrub(metrics, self.recipe.logging.secret_env), indent=2, sort_keys=True) + "\n")
         return metrics

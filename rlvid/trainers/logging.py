@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvid.config import recipe_to_dict
+from rlvid.redact import scrub, scrub_text, secret_values
 
 
 class RunLogger:
@@ -23,6 +24,7 @@ class RunLogger:
         self.output_dir = Path(output_dir)
         self.is_main = is_main
         self.stage = stage
+        self.secret_env = list(recipe.logging.secret_env)
         self.jsonl = None
         self.wandb_run = None
         self.bar = None
@@ -37,8 +39,11 @@ class RunLogger:
             import wandb
 
             os.environ.setdefault("WANDB_SILENT", "true")
+            values = secret_values(self.secret_env)
+            project, name = (scrub_text(n, values, marker="redacted-{name}")  # wandb refuses ':' and '<' in names
+                             for n in (cfg.project, cfg.run_name or f"{self.output_dir.name}-{stage}"))
             self.wandb_run = wandb.init(
-                project=cfg.project, name=cfg.run_name or f"{self.output_dir.name}-{stage}", mode=cfg.wandb,
+                project=project, name=name, mode=cfg.wandb,
                 dir=str(self.output_dir), config=recipe_to_dict(recipe), reinit="finish_previous",
             )
         if recipe.trainer.progress_bar:
@@ -49,7 +54,7 @@ class RunLogger:
     def log(self, metrics: dict[str, Any], step: int, advance: bool = True) -> None:
         if not self.is_main:
             return
-        clean = {k: _plain(v) for k, v in metrics.items()}
+        clean = scrub({k: _plain(v) for k, v in metrics.items()}, self.secret_env)
         if self.jsonl is not None:
             self.jsonl.write(json.dumps({"step": step, "stage": self.stage, **clean}) + "\n")
             self.jsonl.flush()

@@ -28,7 +28,9 @@ from data_selection.sampler import selection_weights, weighted_sampler
 from rewards import RewardSet
 from rlvid.config import save_recipe
 from rlvid.models.trainable import trainable_counts
+from rlvid.plugins import write_plugin_record
 from rlvid.policy import Policy
+from rlvid.redact import scrub
 from rlvid.timing import PhaseTimer
 from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
 from rlvid.trainers.hooks import HookRunner
@@ -208,6 +210,7 @@ class Trainer:
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_recipe(self.recipe, self.output_dir / "recipe.yaml")
+            write_plugin_record(self.output_dir / "plugins.json")  # which recipe-named code this run executes
         resume = resolve_resume(self.recipe.trainer.resume, self.output_dir)
         if resume is not None:
             self.step = load_checkpoint(acc, resume)["step"]
@@ -317,12 +320,13 @@ class Trainer:
         """Write this process's samples of a failed step to output_dir/bad_steps/step-N-rankR.jsonl."""
         path = self.output_dir / "bad_steps" / f"step-{step + 1:06d}-rank{self.accelerator.process_index}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
+        secret_env = self.recipe.logging.secret_env
         with open(path, "w") as f:
             for i, s in enumerate(samples):
                 rec = {"reason": reason, "sample": s.to_dict() if hasattr(s, "to_dict") else str(s)}
                 for k, v in (extra or {}).items():
                     rec[k] = v[i] if isinstance(v, list) and len(v) == len(samples) else v
-                f.write(json.dumps(rec, default=str) + "\n")
+                f.write(json.dumps(scrub(json.loads(json.dumps(rec, default=str)), secret_env)) + "\n")
         return path
 
 
