@@ -20,6 +20,7 @@ import time
 import pytest
 import requests
 
+
 def _vllm_python() -> str | None:
     """A Python with vLLM: RLVID_VLLM_PYTHON, else this one when it has vLLM (scripts/setup.sh installs it)."""
     if os.environ.get("RLVID_VLLM_PYTHON"):
@@ -30,7 +31,7 @@ def _vllm_python() -> str | None:
 VLLM_PYTHON = _vllm_python()
 KEY = "rlvid-real-key-0123456789abcdef"
 
-pytestmark = pytest.mark.skipif(not VLLM_PYTHON, reason="needs vLLM (scripts/setup.sh installs its CPU build) or RLVID_VLLM_PYTHON")
+pytestmark = pytest.mark.skipif(not VLLM_PYTHON, reason="needs vLLM (scripts/setup.sh installs it) or RLVID_VLLM_PYTHON")
 
 
 def _free_port() -> int:
