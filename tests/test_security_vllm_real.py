@@ -31,7 +31,7 @@ def _vllm_python() -> str | None:
 VLLM_PYTHON = _vllm_python()
 KEY = "rlvid-real-key-0123456789abcdef"
 
-pytestmark = pytest.mark.skipif(not VLLM_PYTHON, reason="needs vLLM (scripts/setup.sh installs it) or RLVID_VLLM_PYTHON")
+pytestmark = pytest.mark.skipif(not VLLM_PYTHON, reason="needs vLLM (setup.sh installs it) or RLVID_VLLM_PYTHON")
 
 
 def _free_port() -> int:
