@@ -40,6 +40,8 @@ class StreamChunk:
 
 @dataclass
 class StreamSampling:
+    """`temperature` 0 decodes greedily (evaluation)."""
+
     temperature: float = 1.0
     max_response_tokens: int = 4
 
@@ -135,8 +137,11 @@ def _decide(model, branch: _Branch, trajs: list[StreamTrajectory], now: float, s
     """Sample each member's next token; members that sampled the same token stay together."""
     vocab = model.vocab
     logp = torch.log_softmax(allowed_logits(branch.logits.float(), vocab), -1)
-    probs = torch.softmax(allowed_logits(branch.logits.float() / sampling.temperature, vocab), -1)
-    picks = torch.multinomial(probs, len(branch.members), replacement=True, generator=generator).tolist()
+    if sampling.temperature == 0:
+        picks = [int(logp.argmax())] * len(branch.members)
+    else:
+        probs = torch.softmax(allowed_logits(branch.logits.float() / sampling.temperature, vocab), -1)
+        picks = torch.multinomial(probs, len(branch.members), replacement=True, generator=generator).tolist()
     groups: dict[int, list[int]] = {}
     for member, token in zip(branch.members, picks, strict=True):
         groups.setdefault(token, []).append(member)
@@ -164,3 +169,19 @@ def _decide(model, branch: _Branch, trajs: list[StreamTrajectory], now: float, s
             _feed(model, child, [])
             out += _decide(model, child, trajs, now, sampling, generator)
     return out
+
+
+def teacher_trajectory(vocab, question: str, chunks: list[StreamChunk], said: dict[int, str]) -> StreamTrajectory:
+    """The trajectory that says `said[k]` after chunk k and is silent elsewhere (SFT targets, tests)."""
+    prompt = [vocab.bos] + vocab.encode(question)
+    frames = torch.cat([c.frames for c in chunks])
+    t = StreamTrajectory(list(prompt), [False] * len(prompt), [0.0] * len(prompt), frames)
+    for k, chunk in enumerate(chunks):
+        for token in chunk_ids(vocab, chunk):
+            t.append(token, False)
+        words = vocab.encode(said[k]) if k in said else []
+        for token in words + [vocab.end if words else vocab.silent]:
+            t.append(token, True)
+        if words:
+            t.responses.append(StreamResponse(chunk.end, said[k]))
+    return t
