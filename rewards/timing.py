@@ -3,7 +3,9 @@
 A streaming completion is a transcript (`<t=4.0s> red circle` per response, rlvid/data/
 stream_transcript.py); the sample's `stream_events` say what is due when. Responses are matched
 to events by `match_responses`:
-- a response belongs to the latest event already due at its time (events sorted by due time);
+- a response belongs to the latest event due strictly before it (events sorted by due time): a
+  response at the due time itself was said before the model could have seen the event (its
+  time is the end of the last chunk it had seen), so it is early;
 - an event takes the earliest response that belongs to it; its delay is `time - due`;
 - a response before the first due time is *early*; a further response to an already answered
   event is *spurious* (a repeat, or speech with nothing new to say).
@@ -53,7 +55,7 @@ def match_responses(responses: list[StreamResponse], events: list[Any]) -> Strea
     answered: list[StreamResponse | None] = [None] * len(events)
     early, spurious = [], []
     for r in sorted(responses, key=lambda r: r.time):
-        owners = [i for i in order if _due(events[i]) <= r.time + 1e-6]
+        owners = [i for i in order if _due(events[i]) < r.time - 1e-6]
         if not owners:
             early.append(r)
         elif answered[owners[-1]] is None:

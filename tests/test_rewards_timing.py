@@ -13,7 +13,8 @@ TWO = [StreamEvent(1.0, "blue"), StreamEvent(4.0, "red")]
 
 @pytest.mark.parametrize("transcript, expected", [
     ("<t=4.0s> red circle", 1.0),                      # within [due, due + 1]
-    ("<t=3.0s> red circle", 1.0),                      # at the due time
+    ("<t=3.0s> red circle", -0.5),                     # at the due time: said before it could be seen
+    ("<t=3.5s> red circle", 1.0),
     ("<t=6.0s> red circle", pytest.approx(0.1353, abs=1e-4)),  # 2 s late: exp(-2)
     ("", 0.0),                                          # silent throughout
     ("<t=2.0s> red circle", -0.5),                      # early only

@@ -1,8 +1,8 @@
 """Streaming metrics: were the responses on time, how late were they, and were they right?
 
 Over a set of transcripts (`<t=X.Xs> text` lines) and their samples' `stream_events`, with the
-matching of the timing reward (rewards/timing.py: a response belongs to the latest event already
-due; an event takes its earliest response):
+matching of the timing reward (rewards/timing.py: a response belongs to the latest event due
+strictly before it; an event takes its earliest response):
 - `timing_precision`: on-time responses (delay <= `tolerance`) / all responses;
 - `timing_recall`: events answered on time / all events; `timing_f1` their harmonic mean;
 - `mean_delay`: mean seconds from due time to the matched response, over answered events;
