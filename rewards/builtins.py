@@ -10,6 +10,7 @@ from rewards.format import format_reward
 from rewards.grounded_qa import grounded_qa_reward
 from rewards.overlong import overlong_reward
 from rewards.temporal_iou import temporal_iou_reward
+from rewards.timing import stream_content_reward, stream_timing_reward
 
 BUILTINS: dict[str, Callable[..., object]] = {
     "format": format_reward,
@@ -18,4 +19,6 @@ BUILTINS: dict[str, Callable[..., object]] = {
     "grounded_qa": grounded_qa_reward,
     "dense_caption": dense_caption_reward,
     "overlong": overlong_reward,
+    "stream_timing": stream_timing_reward,
+    "stream_content": stream_content_reward,
 }

@@ -28,6 +28,19 @@ class Event:
 
 
 @dataclass
+class StreamEvent:
+    """One thing a streaming model must say: `content`, due at `due` seconds (not before).
+
+    A response counts when it comes in [due, due + tolerance] (the tolerance is the reward's and
+    the metric's setting, not the sample's); VideoLLM-online's narration makes a caption due when
+    its event ends, an alert is due when the awaited event starts.
+    """
+
+    due: float
+    content: str
+
+
+@dataclass
 class Sample:
     """A video-task sample.
 
@@ -36,7 +49,8 @@ class Sample:
     seconds (grounding, grounded QA); `events` hold dense-captioning events, and
     `reference_events` optional further event lists of the same video by other annotators
     (ActivityNet Captions val_2 beside val_1): evaluation takes the best one, as the official
-    SODA evaluation does.
+    SODA evaluation does. `stream_events` make the sample a streaming task: the video is watched
+    chunk by chunk and each event's content must be said at its due time (docs/streaming.md).
     """
 
     id: str
@@ -50,6 +64,7 @@ class Sample:
     events: list[Event] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     reference_events: list[list[Event]] | None = None
+    stream_events: list[StreamEvent] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -57,6 +72,8 @@ class Sample:
             d["intervals"] = [list(iv) for iv in self.intervals]
         if self.reference_events is None:
             del d["reference_events"]  # most samples have none; keep their records as before
+        if self.stream_events is None:
+            del d["stream_events"]
         return d
 
     @classmethod
@@ -121,7 +138,14 @@ class Sample:
                 for k, ref in enumerate(references)
             ]
 
-        sample = cls(sid, video, duration, task, question, options, answer, intervals, events, meta, references)
+        stream = raw.get("stream_events")
+        if stream is not None:
+            if not isinstance(stream, list) or not stream:
+                raise SampleError(f"{where}: field 'stream_events' must be a non-empty list of {{due, content}}")
+            stream = [_stream_event(ev, i, duration, where) for i, ev in enumerate(stream)]
+
+        sample = cls(sid, video, duration, task, question, options, answer, intervals, events, meta, references,
+                     stream)
         _check_task_fields(sample, where)
         return sample
 
@@ -185,3 +209,14 @@ def _event(ev: Any, i: int, duration: float, where: str, name: str = "events") -
             raise SampleError(f"{where}: field '{key}' is missing '{part}'")
     start, end = _interval([ev["start"], ev["end"]], key, duration, where)
     return Event(start, end, _as_str(ev["caption"], f"{key}.caption", where))
+
+
+def _stream_event(ev: Any, i: int, duration: float, where: str) -> StreamEvent:
+    key = f"stream_events[{i}]"
+    if not isinstance(ev, dict) or set(ev) != {"due", "content"}:
+        raise SampleError(f"{where}: field '{key}' must be an object with exactly 'due' and 'content', got {ev!r}")
+    due = _as_float(ev["due"], f"{key}.due", where)
+    tol = 1e-3 * max(1.0, duration)
+    if due < -tol or due > duration + tol:
+        raise SampleError(f"{where}: field '{key}.due' {due} lies outside the video (duration {duration})")
+    return StreamEvent(min(max(due, 0.0), duration), _as_str(ev["content"], f"{key}.content", where))

@@ -23,6 +23,7 @@ from rewards.soda import soda_c_many
 from rewards.soda_official import soda_c_official
 from rlvid.data.sample import Event, Sample
 from rlvid.eval.conventions import check_convention, prediction_iou
+from rlvid.eval.streaming_metrics import streaming_metrics
 
 GROUNDING_THRESHOLDS = (0.3, 0.5, 0.7)
 DENSE_MODES = ("rlvid", "official")
@@ -189,13 +190,20 @@ def evaluate_completions(
     mcq: `accuracy`; numeric and open_qa: `accuracy` as the `accuracy` reward scores it (exact
     number, ROUGE-L); temporal_grounding: R1@{0.3,0.5,0.7}, mIoU; grounded_qa and dense_caption as
     in their functions above (`dense_kwargs` go to `dense_caption_metrics`); `convention` is the
-    grounding convention of `grounding_metrics`, `dense` that of `dense_caption_metrics` (rlvid | official)."""
+    grounding convention of `grounding_metrics`, `dense` that of `dense_caption_metrics` (rlvid | official).
+    Streaming samples (with `stream_events`; their completions are transcripts) are reported apart, as
+    `stream/<metric>` of `streaming_metrics`, and not under their task."""
     _check_lengths(completions, samples)
     by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for c, s in zip(completions, samples, strict=True):
         rec = s.to_dict() if isinstance(s, Sample) else dict(s)
-        by_task[rec["task"]].append((c, rec))
+        by_task["stream" if rec.get("stream_events") else rec["task"]].append((c, rec))
     out: dict[str, float] = {}
+    streams = by_task.pop("stream", [])
+    if streams:
+        found = streaming_metrics([c for c, _ in streams], [r for _, r in streams])
+        out.update({f"stream/{k}": v for k, v in found.items()})
+        out["stream/count"] = float(len(streams))
     for task, items in sorted(by_task.items()):
         cs = [c for c, _ in items]
         recs = [r for _, r in items]

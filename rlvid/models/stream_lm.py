@@ -1,0 +1,99 @@
+"""A tiny streaming policy for CPU experiments: a Qwen2 language model that reads frames.
+
+Each frame becomes one embedding (its pixels average-pooled to `pool x pool`, then a linear
+projector), placed where the token sequence holds `<frame>`; words and time labels are single
+tokens of a closed vocabulary (`StreamVocab`). It is the smallest model with the streaming
+interface the rollout needs (`embed`, a forward over embeddings with a KV cache), so timing
+can be learned on two CPU cores in minutes. It is not a Qwen-VL: the hf VL path (processor,
+M-RoPE over video chunks) is future work (docs/streaming.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from rlvid.data.streaming import timestamp_label
+
+SPECIALS = ("<pad>", "<bos>", "<frame>", "<silent>", "<end>")
+
+
+class StreamVocab:
+    """Word-level vocabulary: the specials, one time label per chunk end, and the given words."""
+
+    def __init__(self, words: list[str], max_chunks: int = 32, chunk_seconds: float = 1.0):
+        times = [timestamp_label(k * chunk_seconds) for k in range(max_chunks + 1)]
+        self.tokens = list(SPECIALS) + times + sorted(set(words) - set(SPECIALS) - set(times))
+        self.ids = {t: i for i, t in enumerate(self.tokens)}
+        self.pad, self.bos, self.frame, self.silent, self.end = (self.ids[t] for t in SPECIALS)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of the whitespace-separated words of `text` (lower case, final punctuation dropped)."""
+        out = []
+        for word in text.lower().replace(".", " ").replace("?", " ").replace(",", " ").split():
+            if word not in self.ids:
+                raise ValueError(f"word {word!r} is not in the streaming vocabulary ({len(self)} tokens)")
+            out.append(self.ids[word])
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        return " ".join(self.tokens[i] for i in ids if i not in (self.pad, self.bos, self.end, self.silent))
+
+
+@dataclass(frozen=True)
+class StreamLMSize:
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 128
+    pool: int = 4
+
+
+class TinyStreamLM(nn.Module):
+    """Qwen2 causal LM + frame projector; `tokens_fed` counts every position it has computed."""
+
+    def __init__(self, vocab: StreamVocab, size: StreamLMSize = StreamLMSize(), seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        config = Qwen2Config(vocab_size=len(vocab), hidden_size=size.hidden, num_hidden_layers=size.layers,
+                             num_attention_heads=size.heads, num_key_value_heads=size.kv_heads,
+                             intermediate_size=size.intermediate, max_position_embeddings=1024,
+                             tie_word_embeddings=False, pad_token_id=vocab.pad, bos_token_id=vocab.bos,
+                             eos_token_id=vocab.end)
+        self.vocab = vocab
+        self.pool = size.pool
+        self.lm = Qwen2ForCausalLM(config)
+        self.frame_proj = nn.Linear(3 * size.pool * size.pool, size.hidden)
+        self.tokens_fed = 0
+
+    def embed(self, ids: list[int] | torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """[1, L, H] embeddings of `ids`, the `<frame>` positions filled, in order, from `frames` (F, h, w, 3) uint8."""
+        ids = torch.as_tensor(ids, dtype=torch.long).reshape(1, -1)
+        out = self.lm.get_input_embeddings()(ids)
+        where = (ids[0] == self.vocab.frame).nonzero().flatten()
+        n = 0 if frames is None else len(frames)
+        if len(where) != n:
+            raise ValueError(f"{len(where)} <frame> tokens but {n} frames")
+        if n:
+            out = out.clone()
+            out[0, where] = self.frame_features(frames).to(out.dtype)
+        return out
+
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255.0
+        pooled = nn.functional.adaptive_avg_pool2d(x, self.pool).flatten(1)
+        return self.frame_proj(pooled - 0.5)
+
+    def forward(self, embeds: torch.Tensor, past_key_values=None, attention_mask: torch.Tensor | None = None):
+        """Logits [B, L, V] and the updated cache for `embeds` [B, L, H] after `past_key_values`."""
+        self.tokens_fed += int(embeds.shape[0] * embeds.shape[1])
+        out = self.lm(inputs_embeds=embeds, past_key_values=past_key_values, attention_mask=attention_mask,
+                      use_cache=past_key_values is not None or attention_mask is None)
+        return out.logits, out.past_key_values

@@ -1,0 +1,123 @@
+"""GRPO over whole streaming trajectories.
+
+One step: for each stream of the batch, G trajectories from `stream_rollouts` (shared KV cache,
+see rlvid/rollout/streaming.py); their transcripts are scored by the recipe's rewards through
+`rewards.score` (`stream_timing`, `stream_content`, ...); advantages per group of G
+(`algos.compute_advantages`); then one forward per trajectory batch recomputes the log-probs and
+the clipped policy loss (`algos.compute_policy_loss`) is taken over the policy's own tokens only:
+its silence decisions and its responses, never the frames, time labels or question
+(`StreamTrajectory.policy_mask`). Each batch of rollouts is used for one update, so the old
+log-probs are the current ones (ratio 1; the clip matters only with more updates per batch).
+
+This trainer drives the tiny streaming model (`rlvid.models.stream_lm`); it does not go through
+`trainers/loop.py` (no accelerate, checkpoints or run folder): the evidence run is on one CPU
+process. `streaming_sft_step` is the warm start: teacher-forced cross-entropy on the same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from rewards import RewardSet, score
+from rlvid.algos.advantages import compute_advantages
+from rlvid.algos.policy_loss import compute_policy_loss
+from rlvid.eval.streaming_metrics import streaming_metrics
+from rlvid.rollout.streaming import (
+    StreamSampling,
+    StreamTrajectory,
+    allowed_logits,
+    stream_chunks,
+    stream_rollouts,
+)
+
+
+@dataclass
+class StreamingGRPOConfig:
+    num_generations: int = 8
+    streams_per_step: int = 8
+    lr: float = 3e-3
+    temperature: float = 1.0
+    max_response_tokens: int = 3
+    stream_chunk_seconds: float = 1.0
+    epsilon: float = 0.2
+    loss_agg: str = "seq_mean_token_mean"
+    seed: int = 0
+
+
+def trajectory_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs [B, T-1] of each next token of `trajs` (one padded forward) and the policy mask [B, T-1]."""
+    embeds = [model.embed(t.ids, t.frames)[0] for t in trajs]
+    longest = max(len(e) for e in embeds)
+    batch = torch.zeros(len(trajs), longest, embeds[0].shape[-1], dtype=embeds[0].dtype)
+    attention = torch.zeros(len(trajs), longest, dtype=torch.long)
+    ids = torch.full((len(trajs), longest), model.vocab.pad, dtype=torch.long)
+    mask = torch.zeros(len(trajs), longest, dtype=torch.bool)
+    for i, (t, e) in enumerate(zip(trajs, embeds, strict=True)):
+        batch[i, :len(e)] = e
+        attention[i, :len(e)] = 1
+        ids[i, :len(e)] = torch.tensor(t.ids)
+        mask[i, :len(e)] = torch.tensor(t.policy_mask)
+    logits, _ = model(batch, attention_mask=attention)
+    logp = torch.log_softmax(allowed_logits(logits[:, :-1].float(), model.vocab), -1)
+    target = ids[:, 1:]
+    token_logp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    policy = mask[:, 1:]
+    return torch.where(policy, token_logp, torch.zeros_like(token_logp)), policy.float()
+
+
+def streaming_sft_step(model, optimizer: torch.optim.Optimizer, trajs: Sequence[StreamTrajectory]) -> float:
+    """One teacher-forced step: mean negative log-prob of the policy tokens of `trajs`."""
+    logp, mask = trajectory_logprobs(model, trajs)
+    loss = -(logp * mask).sum() / mask.sum()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+class StreamingGRPOTrainer:
+    """GRPO on `clips` (`rlvid.data.synthetic_streaming.StreamClip`) with `reward_set` on their transcripts."""
+
+    def __init__(self, model, clips: Sequence, reward_set: RewardSet, config: StreamingGRPOConfig):
+        self.model, self.clips, self.reward_set, self.config = model, list(clips), reward_set, config
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    def rollouts(self, clips: Sequence, n: int, sampling: StreamSampling) -> list[StreamTrajectory]:
+        self.model.eval()
+        out = []
+        for clip in clips:
+            chunks = stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
+            out += stream_rollouts(self.model, clip.sample.question, chunks, n, sampling, self.generator)
+        return out
+
+    def train_step(self, step: int) -> dict[str, float]:
+        c = self.config
+        start = (step * c.streams_per_step) % len(self.clips)
+        clips = [self.clips[(start + i) % len(self.clips)] for i in range(c.streams_per_step)]
+        trajs = self.rollouts(clips, c.num_generations, StreamSampling(c.temperature, c.max_response_tokens))
+        samples = [clip.sample for clip in clips for _ in range(c.num_generations)]
+        rewards = score(self.reward_set, samples, [t.transcript for t in trajs])
+        total = torch.tensor(rewards.total, dtype=torch.float32)
+        advantages = compute_advantages(total, num_generations=c.num_generations)
+        self.model.train()
+        logp, mask = trajectory_logprobs(self.model, trajs)
+        loss, metrics = compute_policy_loss(logp, logp.detach(), advantages, mask, epsilon=c.epsilon,
+                                            loss_agg=c.loss_agg)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        out = {"loss": float(loss.detach()), "reward": float(total.mean()),
+               "policy_tokens": float(mask.sum() / len(trajs)),
+               "responses_per_stream": sum(len(t.responses) for t in trajs) / len(trajs)}
+        out.update({f"rewards/{k}": sum(v or 0.0 for v in vals) / len(vals) for k, vals in rewards.scores.items()})
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, clips: Sequence, tolerance: float = 1.0) -> dict[str, float]:
+        """Streaming metrics of greedy rollouts (one per clip)."""
+        trajs = self.rollouts(clips, 1, StreamSampling(0.0, self.config.max_response_tokens))
+        return streaming_metrics([t.transcript for t in trajs], [c.sample for c in clips], tolerance=tolerance)
