@@ -174,6 +174,8 @@ def run_interleaved(runs: dict, steps: int, base: str) -> None:
     for i in range(steps + 1):
         for name, fn in runs.items():
             w, c = timed(fn)
+            print(f"    round {i}{' (warm-up)' if not i else ''}: {name:<20} wall {w:7.3f} s  cpu {c:7.3f} s",
+                  flush=True)
             if i:  # the first round is warm-up
                 times[name].append((w, c))
     base_w = statistics.median(w for w, _ in times[base])
