@@ -107,11 +107,15 @@ def sft_trainer(recipe, recipe_dir: str | Path | None = None, model_path: str | 
 
 def mdpo_trainer(recipe, pairs: list[Pair], recipe_dir: str | Path | None = None, model_path: str | None = None,
                  output_dir: str | Path | None = None, accelerator: Accelerator | None = None) -> MDPOTrainer:
-    """M-DPO on `pairs`, with a frozen reference model when `mdpo.reference: model` (and no LoRA)."""
-    c = build_components(recipe, recipe_dir, model_path, accelerator, load_train=False)
+    """M-DPO on `pairs`, with a frozen reference model when `mdpo.reference: model` (and no LoRA); both with the
+    recipe's efficiency settings (a pair's rows share its prompt forward, a video's features once per step)."""
+    cfg = recipe.trainer
+    c = build_components(recipe, recipe_dir, model_path, accelerator, load_train=False, reuse_vision=cfg.reuse_vision,
+                         shared_prefix=cfg.shared_prefix)
     reference = None
     if recipe.mdpo.reference == "model" and not recipe.model.lora.enabled:
-        reference = frozen_reference(recipe, c.model_path, c.policy.builder, c.accelerator.device)
+        reference = frozen_reference(recipe, c.model_path, c.policy.builder, c.accelerator.device,
+                                     reuse_vision=cfg.reuse_vision, shared_prefix=cfg.shared_prefix)
     return MDPOTrainer(recipe, c.policy, pairs, reference=reference, model_key=model_key(c.model_path),
                        **c.trainer_kwargs(output_dir))
 

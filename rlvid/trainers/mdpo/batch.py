@@ -3,7 +3,12 @@
 A micro-batch of P pairs is ONE forward of 2P rows: the P chosen completions first, then the P
 rejected ones, each after its prompt with the video. Each distinct prompt of a step goes through
 the processor once (`Policy.encode`, the same path as GRPO) and its video is decoded once (the
-builder's cache); its chosen and rejected rows reuse that encoding.
+builder's cache); its chosen and rejected rows reuse that encoding. With the shared prefix on
+(`trainer.shared_prefix`, the default) the rows of a prompt also share its forward: the prompt and
+its video go through the LLM and the vision tower once for the chosen row, the rejected row (and so
+the SFT term on the chosen one) and every other pair of that prompt in the micro-batch, in the
+reference pass and in the update (with gradients), exactly as the plain 2P-row forward
+(tests/test_mdpo_shared_prefix.py).
 
 Sequence log-prob = the sum over the completion's tokens of log pi(token) at temperature 1 (the
 DPO definition); the chosen completion's token-mean NLL feeds VidChain's SFT term.
@@ -51,8 +56,12 @@ def completion_ids(pair: Pair, tokenizer) -> tuple[list[int], list[int]]:
     return ids(pair.chosen_ids, pair.chosen), ids(pair.rejected_ids, pair.rejected)
 
 
-def pair_micro_batches(policy: Policy, pairs: list[Pair], pairs_per_micro_batch: int) -> list[PairBatch]:
-    """The pairs in micro-batches of at most `pairs_per_micro_batch` pairs (2x that many rows)."""
+def pair_micro_batches(policy: Policy, pairs: list[Pair], pairs_per_micro_batch: int, *,
+                       shared_prefix: bool | None = None) -> list[PairBatch]:
+    """The pairs in micro-batches of at most `pairs_per_micro_batch` pairs (2x that many rows).
+
+    `shared_prefix` (default: the policy's setting) lays the rows out so that each distinct prompt of a
+    micro-batch is run once for all of its chosen and rejected rows."""
     if not pairs:
         return []
     tok = policy.tokenizer
@@ -65,7 +74,7 @@ def pair_micro_batches(policy: Policy, pairs: list[Pair], pairs_per_micro_batch:
         rows = list(rows)
         prompts = [encoded[pairs[r].prompt_id] for r in rows]
         seq = policy.batch(prompts + prompts, [ids[r][0] for r in rows] + [ids[r][1] for r in rows],
-                           shared_prefix=False)
+                           shared_prefix=shared_prefix)
         out.append(PairBatch(seq, rows))
     return out
 

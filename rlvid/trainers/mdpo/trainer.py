@@ -6,13 +6,17 @@ paired by metric gap). One step, as `MDPOTrainer.train_step` reads:
     encode -> ref -> update_actor
 
 - encode: the step's pairs as micro-batches of 2P rows (P chosen, then P rejected), each distinct
-  prompt through the processor once with its video (`rlvid.trainers.mdpo.batch`, on the `Policy`);
+  prompt through the processor once with its video (`rlvid.trainers.mdpo.batch`, on the `Policy`),
+  laid out so that its rows share one prompt forward (`trainer.shared_prefix`);
 - ref: the reference's sequence log-probs, stored with the pairs / computed once at start and
   cached (`mdpo.reference: precomputed`), or from a frozen reference model each step (`model`;
   with LoRA the adapter-free base model);
 - update_actor: `rlvid.algos.compute_dpo_loss` (sigmoid or IPO; label smoothing; per-pair weight
   from the metric gap or a gap-proportional margin; VidChain's SFT term on the chosen output), one
   optimizer step through the shared `accumulate_and_step`.
+
+The step is one `Policy.step()`: with `trainer.reuse_vision` a video's visual features are computed
+once per step and model (the reference pass's serve the update when the vision tower is frozen).
 
 Everything else (data order, per-process shards, LoRA/freezing, logging, evaluation hooks,
 checkpoints and resume, NaN handling) is the shared `Trainer`'s. For M-DPO its "samples" are pairs:
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -73,6 +78,11 @@ class MDPOTrainer(Trainer):
     # ------------------------------------------------------------------ one step
 
     def train_step(self, pairs: list[Pair], step: int) -> dict[str, float]:
+        reference = self.reference.step() if self.reference is not None else nullcontext()
+        with self.chain_policy.step(), reference:  # a video's visual features: once per step and model
+            return self._train_step(pairs, step)
+
+    def _train_step(self, pairs: list[Pair], step: int) -> dict[str, float]:
         t = self.timer
         with t("encode"):
             batches = pair_micro_batches(self.chain_policy, pairs, self.pairs_per_micro_batch)
