@@ -60,6 +60,11 @@ class PhaseTimer:
             self.seconds[name] += self.clock() - opened.start
             _ACTIVE.reset(token)
 
+    def open_phases(self) -> list[tuple[str, float]]:
+        """(name, seconds so far) of the phases open now, outermost first (read by the step watchdog)."""
+        now = self.clock()
+        return [(o.key, now - o.start) for o in list(self._stack) if not o.sub]
+
     def enter_sub(self, name: str) -> _Open:
         """Open sub-phase `name` of the innermost open phase (pair with `exit_sub`; hooks need the split form)."""
         phase = next((o.key for o in reversed(self._stack) if not o.sub), "other")

@@ -76,7 +76,8 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
 
     state = process_state()
     samples = load_split(recipe, "train")
-    reward_set = compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir)
+    reward_set = compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir,
+                                 timeout_s=recipe.rewards.timeout_s)
     processor = load_processor(recipe.model.path)
     model = load_policy(recipe.model, device=state.device).eval()
     engine = make_engine(recipe, Policy(model, make_input_builder(recipe, processor)))

@@ -61,8 +61,8 @@ class PairScorer:
 
     def __init__(self, recipe, recipe_dir: str | Path | None = None):
         specs = recipe.mdpo.metric or recipe.rewards.functions
-        self.reward_set = compose_rewards(specs, on_error=recipe.rewards.on_error, base_dir=recipe_dir) \
-            if specs else None
+        self.reward_set = compose_rewards(specs, on_error=recipe.rewards.on_error, base_dir=recipe_dir,
+                                          timeout_s=recipe.rewards.timeout_s) if specs else None
         self.caption_scorer = recipe.mdpo.cotasks_caption_scorer
 
     def __call__(self, prompts: list[Prompt], completions: list[str], completion_ids: list[list[int]] | None = None

@@ -1,0 +1,239 @@
+"""Fault injection: a run that is signalled, reused, resumed with other settings, fed a failing hook or a
+hanging reward, or whose disk fills, loses nothing (docs/reliability.md).
+
+One uninterrupted 4-step run (`whole`) is the reference; the faulty runs must end with its final
+weights, every step exactly once in metrics.jsonl and no checkpoint of another run deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
+from tiny_setup import make_tiny_setup, write_recipe
+
+from rewards import RewardError, compose_rewards
+from rlvid.app.compose import grpo_trainer
+from rlvid.config import load_recipe
+from rlvid.plot import read_metrics
+from rlvid.timing import PhaseTimer
+from rlvid.trainers.checkpoint import CheckpointSaveError, latest_checkpoint, save_checkpoint
+from rlvid.trainers.run_folder import RunFolderError, reconcile_metrics
+from rlvid.trainers.watchdog import PhaseWatchdog
+
+FAULTS = '''
+import os, signal
+from pathlib import Path
+
+def length(completions, **kw):
+    mark = os.environ.get("RLVID_TEST_SIGNAL_MARK")
+    if mark:  # count reward calls (one per step) and signal ourselves at the chosen one
+        p = Path(mark)
+        n = int(p.read_text()) + 1 if p.exists() else 1
+        p.write_text(str(n))
+        if n == int(os.environ["RLVID_TEST_SIGNAL_AT"]):
+            os.kill(os.getpid(), signal.SIGTERM)
+    return [len(c) / 10 for c in completions]
+
+def broken_hook(step, **_):
+    if step == 2:
+        raise ValueError("hook bug")
+    return {"ok": 1.0}
+'''
+
+STEPS = 4
+
+
+def _overrides(**trainer):
+    return {"trainer": dict({"max_steps": STEPS, "save_steps": 2, "save_total_limit": 0}, **trainer),
+            "rewards": {"functions": [{"name": "./faults.py:length"}]},
+            "hooks": [{"name": "./faults.py:broken_hook", "every_n_steps": 2}]}
+
+
+def _fit(root, setup, out, name, **trainer):
+    recipe = write_recipe(root / f"{name}.yaml", setup, out, _overrides(**trainer))
+    trainer_ = grpo_trainer(load_recipe(recipe), root)
+    trainer_.fit()
+    return trainer_
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _train_steps(run_dir):
+    """Steps of the per-step rows (not the params row at 0, not the evaluation rows)."""
+    return [r["step"] for r in _rows(run_dir) if "time/step" in r]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The uninterrupted reference run (its hook fails at step 2: logged, the run goes on)."""
+    root = tmp_path_factory.mktemp("reliability")
+    (root / "faults.py").write_text(FAULTS)
+    setup = make_tiny_setup(root)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("rlvid.trainers").addHandler(handler)
+    try:
+        _fit(root, setup, root / "whole", "whole")
+    finally:
+        logging.getLogger("rlvid.trainers").removeHandler(handler)
+    return {"root": root, "setup": setup, "dir": root / "whole", "logs": [r.getMessage() for r in records]}
+
+
+def _same_final(a, b):
+    wa, wb = load_file(str(a / "final" / "model.safetensors")), load_file(str(b / "final" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+@pytest.mark.slow
+def test_failing_hook_is_named_and_the_run_goes_on(whole):
+    assert any("'./faults.py:broken_hook' failed at step 2" in m and "hook bug" in m for m in whole["logs"])
+    evals = [r for r in _rows(whole["dir"]) if any(k.startswith("eval/") for k in r)]
+    assert [(r["step"], r.get("eval/hook_errors"), r.get("eval/ok")) for r in evals] == [(2, 1.0, None),
+                                                                                         (4, None, 1.0)]
+    assert (whole["dir"] / "checkpoints" / "step-000002" / "complete").is_file()  # saved before evaluating
+    assert (whole["dir"] / "final" / "complete").is_file()
+    assert _train_steps(whole["dir"]) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_step_saves_and_resume_matches(whole, tmp_path, monkeypatch, capsys):
+    root, setup, out = whole["root"], whole["setup"], tmp_path / "run"
+    monkeypatch.setenv("RLVID_TEST_SIGNAL_MARK", str(tmp_path / "calls"))
+    monkeypatch.setenv("RLVID_TEST_SIGNAL_AT", "3")  # SIGTERM inside step 3's reward phase
+    with pytest.raises(SystemExit) as stopped:
+        _fit(root, setup, out, "signalled")
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert latest_checkpoint(out).name == "step-000003"  # not a save step: saved because of the signal
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM after step 3/4" in err and "trainer.resume=auto" in err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    with open(out / "metrics.jsonl", "a") as f:  # a disk-full write tore the last line
+        f.write('{"step": 4, "loss": 0.12')
+
+    monkeypatch.delenv("RLVID_TEST_SIGNAL_MARK")
+    trainer = _fit(root, setup, out, "resumed", resume="auto")
+    assert trainer.step == STEPS
+    _same_final(whole["dir"], out)
+    assert _train_steps(out) == [1, 2, 3, 4]
+    assert Counter(r["step"] for r in _rows(out) if "eval/ok" in r or "eval/hook_errors" in r) == {2: 1, 4: 1}
+    assert sorted(read_metrics(out)["grpo"]["loss"]) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_reused_folder_and_changed_settings_are_refused(whole, tmp_path):
+    root, setup = whole["root"], whole["setup"]
+    run = tmp_path / "copy"
+    shutil.copytree(whole["dir"], run)
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    with pytest.raises(RunFolderError, match="already holds a training run.*overwrite_output_dir=true"):
+        _fit(root, setup, run, "again")
+    with pytest.raises(RunFolderError, match=r"(?s)Changed:.*trainer\.seed: 42 -> 7"):
+        recipe = write_recipe(root / "seed.yaml", setup, run, dict(_overrides(resume="auto", seed=7)))
+        grpo_trainer(load_recipe(recipe), root).fit()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before  # nothing deleted
+
+    _fit(root, setup, run, "overwrite", overwrite_output_dir=True, max_steps=2, save_total_limit=1)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000002"]
+    assert _train_steps(run) == [1, 2]
+
+
+def test_hanging_reward_is_interrupted_and_follows_on_error():
+    def hangs(completions, **kw):
+        time.sleep(30)
+        return [1.0] * len(completions)
+
+    start = time.perf_counter()
+    with pytest.raises(RewardError, match=r"hangs.*RewardTimeout.*timeout_s=0.3"):
+        compose_rewards([hangs], timeout_s=0.3)(["a", "b"])
+    out = compose_rewards([hangs], on_error="zero", timeout_s=0.3)(["a", "b"])
+    assert out.total == [0.0, 0.0]
+    assert time.perf_counter() - start < 5
+
+
+def test_torn_and_later_metrics_rows_are_dropped_on_resume(tmp_path, caplog):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "p": 1}\n{"step": 1, "loss": 1}\n{"step": 2, "loss": 2}\n{"step": 3, "lo')
+    assert read_metrics(tmp_path)["train"]["loss"] == {1: 1.0, 2: 2.0}
+    assert f"{path}:4: bad row skipped" in caplog.text
+    assert reconcile_metrics(path, 1) == 2
+    assert path.read_text() == '{"step": 0, "p": 1}\n{"step": 1, "loss": 1}\n'
+
+
+def _tiny_state():
+    acc = Accelerator(cpu=True)
+    model, opt = acc.prepare(torch.nn.Linear(3, 2), torch.optim.AdamW(torch.nn.Linear(3, 2).parameters()))
+    return acc
+
+
+def test_pruning_orders_by_step_and_keeps_the_new_checkpoint(tmp_path):
+    acc = _tiny_state()
+    for step in (9, 10, 100_0000):
+        save_checkpoint(acc, tmp_path, step, {}, keep=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000010", "step-1000000"]
+    save_checkpoint(acc, tmp_path, 2, {}, keep=1)  # an older step just written is never the one deleted
+    assert (tmp_path / "checkpoints" / "step-000002" / "complete").is_file()
+
+
+def test_disk_full_save_names_the_path_and_keeps_the_previous(tmp_path, monkeypatch):
+    acc = _tiny_state()
+    good = save_checkpoint(acc, tmp_path, 1, {})
+
+    def full(path, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(acc, "save_state", full)
+    with pytest.raises(CheckpointSaveError, match=r"step-000002 in .*checkpoints failed: no space left on device"):
+        save_checkpoint(acc, tmp_path, 2, {})
+    monkeypatch.undo()
+    assert latest_checkpoint(tmp_path) == good
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 10, 1))
+    with pytest.raises(CheckpointSaveError, match="not enough space to save a checkpoint in"):
+        save_checkpoint(acc, tmp_path, 3, {})
+
+
+def test_watchdog_warns_once_when_a_phase_runs_far_past_its_median(caplog):
+    now = [0.0]
+    timer = PhaseTimer(clock=lambda: now[0])
+    dog = PhaseWatchdog(timer, factor=5.0, min_s=1.0)
+    for step in range(3):
+        dog.record(step + 1, {"gen": 1.0, "gen/decode": 0.5})
+    with timer("gen"):
+        now[0] = 4.0
+        dog.check()
+        assert not caplog.records
+        now[0] = 6.0
+        dog.check()
+        dog.check()
+    assert [r.getMessage() for r in caplog.records] == [
+        "step 4: phase 'gen' has run 6 s, 6.0x its recent median of 1.0 s; a stalled reward, decode or process?"]
+
+
+def test_second_signal_exits_at_once(tmp_path):
+    script = ("import os, signal, time\nfrom rlvid.trainers.signals import StopRequest\n"
+              "with StopRequest() as stop:\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n    assert stop.requested\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(30)\n")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ))
+    assert done.returncode == 128 + signal.SIGINT
+    assert "second SIGINT, exiting now" in done.stderr
+    assert time.perf_counter() - start < 20
