@@ -237,3 +237,54 @@ def test_second_signal_exits_at_once(tmp_path):
     assert done.returncode == 128 + signal.SIGINT
     assert "second SIGINT, exiting now" in done.stderr
     assert time.perf_counter() - start < 20
+
+
+def _data_with_bad_video(root, setup, out_dir):
+    """A copy of the tiny data whose step-2 sample's video is cut to garbage; returns (setup, bad sample id)."""
+    data = out_dir / "data"
+    shutil.copytree(setup["data"], data)
+    recipe = load_recipe(write_recipe(root / "probe.yaml", setup, out_dir / "probe", _overrides()))
+    trainer = grpo_trainer(recipe, root)
+    victim = trainer.train_samples[trainer.batch_indices(1)[0]]
+    (data / "videos" / os.path.basename(victim.video)).write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video")
+    return dict(setup, data=data), victim.id
+
+
+@pytest.mark.slow
+def test_bad_video_at_step_2_is_named_or_skipped(whole, tmp_path):
+    from rlvid.data.loaders import DataError
+
+    root = whole["root"]
+    setup, bad_id = _data_with_bad_video(root, whole["setup"], tmp_path)
+    with pytest.raises(DataError, match=rf"step 2: sample '{bad_id}' \(.*train\.jsonl:\d+\): video could not be"):
+        _fit(root, setup, tmp_path / "strict", "strict")
+    assert (tmp_path / "strict" / "bad_steps" / "step-000002-rank0-data.jsonl").is_file()
+
+    recipe = write_recipe(root / "skip.yaml", setup, tmp_path / "skip",
+                          dict(_overrides(), data={"skip_bad_samples": True}))
+    grpo_trainer(load_recipe(recipe), root).fit()
+    skipped = {r["step"]: r["data/skipped_samples"] for r in _rows(tmp_path / "skip") if "time/step" in r}
+    assert skipped == {1: 0.0, 2: 1.0, 3: 0.0, 4: 0.0}
+    (found,) = (tmp_path / "skip" / "bad_steps").glob("step-000002-rank0-data.jsonl")
+    assert json.loads(found.read_text())["sample"]["id"] == bad_id
+    assert (tmp_path / "skip" / "final" / "complete").is_file()
+
+
+def test_load_checks_video_files_and_declared_durations(tmp_path, whole):
+    from rlvid.data.loaders import DataError, load_jsonl
+
+    src = whole["setup"]["data"] / "train.jsonl"
+    rows = [json.loads(line) for line in src.read_text().splitlines()[:2]]
+    for r in rows:
+        r["video"] = str(src.parent / r["video"])
+    rows[1]["video"] = str(tmp_path / "gone.mp4")
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=rf"{path}:2: video file not found: .*gone\.mp4"):
+        load_jsonl(path, check_video_files=True)
+    rows[1]["video"], rows[1]["duration"] = rows[0]["video"], 600.0
+    rows[1]["intervals"] = [[1.0, 2.0]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"train\.jsonl:2: video .*declared duration 600 s, but the file lasts"):
+        load_jsonl(path, check_videos=True)
+    assert len(load_jsonl(path, check_videos=True, skip_bad_samples=True).samples) == 1

@@ -33,6 +33,7 @@ from rlvid.config import save_recipe
 from rlvid.models.trainable import trainable_counts
 from rlvid.policy import Policy
 from rlvid.timing import PhaseTimer
+from rlvid.trainers.bad_samples import BadSampleGuard
 from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
 from rlvid.trainers.hooks import HookRunner
 from rlvid.trainers.logging import RunLogger
@@ -247,16 +248,20 @@ class Trainer:
             run_log.log({f"params/{k}": v for k, v in trainable_counts(acc.unwrap_model(self.model)).items()},
                         0, advance=False)
         watchdog = PhaseWatchdog(self.timer, self.recipe.trainer.phase_warn_factor)
+        guard = BadSampleGuard(self.recipe, self.builder, self.policy.tokenizer, self.output_dir, acc.process_index)
         try:
             with StopRequest() as stop, watchdog:
                 while self.step < self.total_steps:
                     step = self.step
                     self.timer.reset()
-                    samples = self.local_batch(step)
+                    skipped_before = guard.skipped
+                    with self.timer("data"):
+                        samples = guard.screen(self.local_batch(step), step)
                     with self.timer("step"):
                         metrics = self.train_step(samples, step)
                     self.step = step + 1
                     watchdog.record(self.step, dict(self.timer.seconds))
+                    metrics["data/skipped_samples"] = float(guard.skipped - skipped_before)
                     metrics.update(self.timer.metrics())
                     metrics.update({"lr": self.scheduler.get_last_lr()[0], "epoch": step / self.steps_per_epoch})
                     metrics = mean_over_processes(acc, metrics)
@@ -270,6 +275,9 @@ class Trainer:
                         self.stop_after_signal(int(stopping), saved)
         finally:
             run_log.close()
+            if guard.skipped:
+                logger.warning("%d bad sample(s) skipped on process %d during this run (data.skip_bad_samples); "
+                               "see %s", guard.skipped, acc.process_index, self.output_dir / "bad_steps")
         return self.save_final()
 
     def claim_output_dir(self, resuming: bool) -> dict:
