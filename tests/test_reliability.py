@@ -288,3 +288,20 @@ def test_load_checks_video_files_and_declared_durations(tmp_path, whole):
     with pytest.raises(DataError, match=r"train\.jsonl:2: video .*declared duration 600 s, but the file lasts"):
         load_jsonl(path, check_videos=True)
     assert len(load_jsonl(path, check_videos=True, skip_bad_samples=True).samples) == 1
+
+
+def test_select_outputs_are_written_atomically(tmp_path):
+    from rlvid.data.loaders import write_jsonl
+    from rlvid.data.sample import Sample
+
+    path = tmp_path / "selected.jsonl"
+    path.write_text("old\n")
+
+    def samples():
+        yield Sample(id="a", video="v.mp4", duration=4.0, task="mcq", question="q?", options=["x", "y"], answer="A")
+        raise KeyboardInterrupt("killed mid-write")
+
+    with pytest.raises(KeyboardInterrupt):
+        write_jsonl(samples(), path)
+    assert path.read_text() == "old\n"  # not cut short
+    assert [p.name for p in tmp_path.iterdir()] == ["selected.jsonl"]  # no temporary file left

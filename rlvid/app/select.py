@@ -109,6 +109,7 @@ def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, k
     from data_selection.report import format_summary, plot_histograms, summarize
     from data_selection.stats import META_KEY
     from data_selection.strategies import apply_strategy
+    from rlvid.data.atomic import write_text_atomic
     from rlvid.data.loaders import write_jsonl
 
     out = Path(out)
@@ -127,8 +128,8 @@ def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, k
     summary = summarize(stats, selection.ids)
     title = f"rlvid select: strategy {strategy} {json.dumps(selection.kwargs)} on {source}"
     table = format_summary(summary, title)
-    (out / "summary.txt").write_text(table + "\n")
-    (out / "summary.json").write_text(json.dumps(
+    write_text_atomic(out / "summary.txt", table + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(
         {"source": source, "strategy": strategy, "kwargs": selection.kwargs, "per_task": summary,
          "weights": selection.weights}, indent=2) + "\n")
     plot_histograms(stats, selection.ids, out / HISTOGRAM, title=f"{strategy}: {len(kept)} of {len(stats)} kept")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvid.data.atomic import atomic_path
 from rlvid.data.sample import Sample, SampleError
 
 logger = logging.getLogger("rlvid.data")
@@ -140,10 +141,10 @@ def load_samples(
 
 
 def write_jsonl(samples: Iterable[Sample], path: str | os.PathLike) -> Path:
-    """Write one Sample per line (the inverse of `load_jsonl`); creates the parent folder."""
+    """Write one Sample per line (the inverse of `load_jsonl`); creates the parent folder. Atomic: a kill
+    mid-write leaves the previous file (or none), never a cut-short one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for sample in samples:
             f.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
     return path

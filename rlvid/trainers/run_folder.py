@@ -24,6 +24,7 @@ from typing import Any
 
 import rlvid
 from rlvid.config import recipe_to_dict
+from rlvid.data.atomic import write_text_atomic
 from rlvid.trainers.checkpoint import checkpoint_root
 
 RUN_FILE = "run.json"
@@ -126,7 +127,7 @@ def claim_run_folder(output_dir: Path, recipe, current: dict[str, Any]) -> dict[
                 path.unlink()
     record = read_run_file(output_dir)
     record["fingerprint"] = current
-    write_atomic(output_dir / RUN_FILE, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    write_text_atomic(output_dir / RUN_FILE, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     return record
 
 
@@ -134,17 +135,7 @@ def update_run_file(output_dir: Path, **fields: Any) -> None:
     """Add fields (e.g. wandb_id) to run.json."""
     record = read_run_file(output_dir)
     record.update(fields)
-    write_atomic(output_dir / RUN_FILE, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file next to `path`, fsync, rename: readers see the old or the new file, never half."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(output_dir / RUN_FILE, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def reconcile_metrics(path: Path, resumed_step: int) -> int:
@@ -163,5 +154,5 @@ def reconcile_metrics(path: Path, resumed_step: int) -> int:
         else:
             dropped += 1
     if dropped:
-        write_atomic(path, "".join(line + "\n" for line in kept))
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
     return dropped
