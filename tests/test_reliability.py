@@ -305,3 +305,22 @@ def test_select_outputs_are_written_atomically(tmp_path):
         write_jsonl(samples(), path)
     assert path.read_text() == "old\n"  # not cut short
     assert [p.name for p in tmp_path.iterdir()] == ["selected.jsonl"]  # no temporary file left
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs java")
+@pytest.mark.parametrize("fault", ["SIGSTOP", "SIGKILL"])
+def test_stopped_or_killed_meteor_jvm_is_replaced_once(fault):
+    from rewards.captions import MeteorScorer
+
+    scorer = MeteorScorer()
+    scorer.read_timeout_s = 3.0
+    try:
+        expected = scorer.pairs(["a man walks a dog"], ["a man is walking his dog"])
+        old = scorer._proc
+        os.kill(old.pid, getattr(signal, fault))
+        start = time.perf_counter()
+        assert scorer.pairs(["a man walks a dog"], ["a man is walking his dog"]) == expected
+        assert scorer._proc is not old and old.poll() is not None  # the stuck/dead one is gone, not reused
+        assert time.perf_counter() - start < 60
+    finally:
+        scorer.close()
