@@ -48,6 +48,7 @@ class PhaseTimer:
         self.seconds: dict[str, float] = defaultdict(float)
         self.clock = clock
         self._stack: list[_Open] = []
+        self.failed_in: str | None = None  # the innermost phase an exception left (named in the error log)
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -55,6 +56,9 @@ class PhaseTimer:
         self._stack.append(_Open(name, self.clock(), sub=False))
         try:
             yield
+        except BaseException:
+            self.failed_in = self.failed_in or name
+            raise
         finally:
             opened = self._stack.pop()
             self.seconds[name] += self.clock() - opened.start
@@ -89,6 +93,7 @@ class PhaseTimer:
     def reset(self) -> None:
         self.seconds.clear()
         self._stack.clear()
+        self.failed_in = None
 
 
 def active_timer() -> PhaseTimer | None:

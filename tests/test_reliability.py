@@ -324,3 +324,38 @@ def test_stopped_or_killed_meteor_jvm_is_replaced_once(fault):
         assert time.perf_counter() - start < 60
     finally:
         scorer.close()
+
+
+STALL_SCRIPT = '''
+import logging, sys
+from rlvid.config import load_recipe
+from rlvid.app.compose import grpo_trainer
+logging.basicConfig(level=logging.WARNING)
+grpo_trainer(load_recipe(sys.argv[1]), sys.argv[2]).fit()
+'''
+
+STALLING_REWARD = '''
+import os, time
+def stall(completions, **kw):
+    if os.environ.get("RANK") == "1":
+        time.sleep(300)  # rank 1 stalls; rank 0 waits for it in the next collective
+    return [len(c) / 10 for c in completions]
+'''
+
+
+@pytest.mark.slow
+def test_stalled_rank_ends_the_job_naming_rank_and_phase(whole, tmp_path):
+    setup = whole["setup"]
+    (tmp_path / "run.py").write_text(STALL_SCRIPT)
+    (tmp_path / "stall.py").write_text(STALLING_REWARD)
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "out", {
+        "trainer": {"max_steps": 1, "global_prompts_per_step": 2, "collective_timeout_s": 10},
+        "rewards": {"functions": [{"name": "./stall.py:stall"}], "timeout_s": 0}})
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="disabled")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           str(tmp_path / "run.py"), str(recipe), str(tmp_path)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=280)
+    assert proc.returncode != 0
+    assert time.perf_counter() - start < 250  # not the 300 s stall: the collective timed out
+    assert "process 0: step 1 failed in phase 'reward'" in proc.stderr, proc.stderr[-3000:]

@@ -258,7 +258,12 @@ class Trainer:
                     with self.timer("data"):
                         samples = guard.screen(self.local_batch(step), step)
                     with self.timer("step"):
-                        metrics = self.train_step(samples, step)
+                        try:
+                            metrics = self.train_step(samples, step)
+                        except Exception as e:  # say where: a stalled rank's timeout names its collective only
+                            logger.error("process %d: step %d failed in phase %r: %s: %s", acc.process_index,
+                                         step + 1, self.timer.failed_in, type(e).__name__, str(e)[:500])
+                            raise
                     self.step = step + 1
                     watchdog.record(self.step, dict(self.timer.seconds))
                     metrics["data/skipped_samples"] = float(guard.skipped - skipped_before)
