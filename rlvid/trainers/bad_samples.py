@@ -2,8 +2,9 @@
 
 A video can pass the load-time checks (the file exists) and still fail to decode at step 2000;
 a question can be far longer than any prompt budget. Before a step, each of this process's
-samples is screened: its video is decoded (into the shared cache, so generation reuses it) and
-its question is measured against `data.max_prompt_tokens`. A bad sample is written to
+samples is screened: its video is probed (header and first frame, once per file and run, so the
+decode itself stays in the `gen` phase) and its question is measured against
+`data.max_prompt_tokens`. A bad sample is written to
 output_dir/bad_steps/ and then, with `data.skip_bad_samples`, replaced by a good sample of the
 same batch (batch sizes stay equal on every process; the choice is deterministic, so a resumed
 run does the same) and counted; without it the run stops with an error naming the sample id,
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from rlvid.data.loaders import DataError, sample_location
 from rlvid.data.sample import Sample
-from rlvid.data.video import VideoError
+from rlvid.data.video import VideoError, probe_video
 
 logger = logging.getLogger("rlvid.trainers")
 
@@ -26,14 +27,14 @@ logger = logging.getLogger("rlvid.trainers")
 class BadSampleGuard:
     """Screens a step's samples; `skipped` counts the replaced ones over the run (this process)."""
 
-    def __init__(self, recipe, builder, tokenizer, output_dir: Path, rank: int):
+    def __init__(self, recipe, tokenizer, output_dir: Path, rank: int):
         self.skip = recipe.data.skip_bad_samples
         self.max_prompt_tokens = recipe.data.max_prompt_tokens
-        self.builder = builder
         self.tokenizer = tokenizer
         self.output_dir = Path(output_dir)
         self.rank = rank
         self.skipped = 0
+        self._probed: dict[str, str | None] = {}
 
     def problem(self, sample: Sample) -> str | None:
         """Why `sample` cannot be trained on, or None."""
@@ -41,11 +42,15 @@ class BadSampleGuard:
             n = len(self.tokenizer(sample.question, add_special_tokens=False)["input_ids"])
             if n > self.max_prompt_tokens:
                 return f"question has {n} tokens, more than data.max_prompt_tokens={self.max_prompt_tokens}"
-        try:
-            self.builder.video(sample)
-        except (VideoError, OSError) as e:
-            return f"video could not be decoded: {e}"
-        return None
+        if "://" in sample.video:  # remote videos are fetched by the decoder; not probed here
+            return None
+        if sample.video not in self._probed:
+            try:
+                probe_video(sample.video)
+                self._probed[sample.video] = None
+            except (VideoError, OSError) as e:
+                self._probed[sample.video] = f"video could not be decoded: {e}"
+        return self._probed[sample.video]
 
     def screen(self, samples: list, step: int) -> list:
         """`samples` with bad ones replaced by good ones of the batch (skip) or a DataError naming the first bad."""

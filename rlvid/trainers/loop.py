@@ -248,7 +248,7 @@ class Trainer:
             run_log.log({f"params/{k}": v for k, v in trainable_counts(acc.unwrap_model(self.model)).items()},
                         0, advance=False)
         watchdog = PhaseWatchdog(self.timer, self.recipe.trainer.phase_warn_factor)
-        guard = BadSampleGuard(self.recipe, self.builder, self.policy.tokenizer, self.output_dir, acc.process_index)
+        guard = BadSampleGuard(self.recipe, self.policy.tokenizer, self.output_dir, acc.process_index)
         try:
             with StopRequest() as stop, watchdog:
                 while self.step < self.total_steps:
