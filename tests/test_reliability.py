@@ -359,3 +359,22 @@ def test_stalled_rank_ends_the_job_naming_rank_and_phase(whole, tmp_path):
     assert proc.returncode != 0
     assert time.perf_counter() - start < 250  # not the 300 s stall: the collective timed out
     assert "process 0: step 1 failed in phase 'reward'" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_nan_reward_in_an_evaluation_hook_follows_on_nan(tmp_path, caplog):
+    from rewards import NonFiniteRewardError
+    from rlvid.config.schema import Recipe
+    from rlvid.trainers.hooks import BoundHook, HookError, HookRunner
+
+    def nan_eval(**_):
+        raise NonFiniteRewardError("iou", "nan for sample 0")
+
+    recipe = Recipe()
+    runner = HookRunner([], recipe)
+    hook = BoundHook("nan_eval", nan_eval, 0, {})
+    recipe.trainer.on_hook_error, recipe.trainer.on_nan = "raise", "skip"
+    assert runner.run([hook], tmp_path, 4) == {"eval/hook_errors": 1.0}  # skipped like the training step
+    assert "evaluation hook 'nan_eval' failed at step 4" in caplog.text
+    recipe.trainer.on_nan = "raise"
+    with pytest.raises(HookError, match="evaluation hook 'nan_eval' failed at step 4: NonFiniteRewardError"):
+        runner.run([hook], tmp_path, 4)
