@@ -44,7 +44,7 @@ def length(completions, **kw):
         n = int(p.read_text()) + 1 if p.exists() else 1
         p.write_text(str(n))
         if n == int(os.environ["RLVID_TEST_SIGNAL_AT"]):
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), getattr(signal, os.environ.get("RLVID_TEST_SIGNAL", "SIGTERM")))
     return [len(c) / 10 for c in completions]
 
 def broken_hook(step, **_):
@@ -378,3 +378,20 @@ def test_nan_reward_in_an_evaluation_hook_follows_on_nan(tmp_path, caplog):
     recipe.trainer.on_nan = "raise"
     with pytest.raises(HookError, match="evaluation hook 'nan_eval' failed at step 4: NonFiniteRewardError"):
         runner.run([hook], tmp_path, 4)
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_reward_phase_loses_only_the_unsaved_steps(whole, tmp_path):
+    root, setup, out = whole["root"], whole["setup"], tmp_path / "run"
+    recipe = write_recipe(tmp_path / "killed.yaml", setup, out, _overrides())
+    (tmp_path / "faults.py").write_text(FAULTS)
+    env = dict(os.environ, RLVID_TEST_SIGNAL_MARK=str(tmp_path / "calls"), RLVID_TEST_SIGNAL_AT="3",
+               RLVID_TEST_SIGNAL="SIGKILL", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", STALL_SCRIPT, str(recipe), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert latest_checkpoint(out).name == "step-000002"
+    trainer = _fit(root, setup, out, "after_kill", resume="auto")
+    assert trainer.step == STEPS
+    _same_final(whole["dir"], out)
+    assert _train_steps(out) == [1, 2, 3, 4]
