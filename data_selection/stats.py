@@ -28,6 +28,7 @@ from typing import Any
 
 from rewards.events import parse_events
 from rewards.parsing import extract_tag, parse_interval, parse_number, parse_option
+from rlvid.data.atomic import atomic_path
 from rlvid.data.sample import Sample
 from rlvid.redact import scrub
 
@@ -138,7 +139,7 @@ def write_stats(stats: Iterable[SampleStats], out_dir: str | os.PathLike, stem: 
     out.mkdir(parents=True, exist_ok=True)
     stats = list(stats)
     jsonl = out / f"{stem}.jsonl"
-    with jsonl.open("w", encoding="utf-8") as f:
+    with atomic_path(jsonl) as tmp, tmp.open("w", encoding="utf-8") as f:
         for s in stats:
             f.write(stats_to_json(s) + "\n")
     columns: dict[str, list] = {k: [getattr(s, k) for s in stats] for k in SCALARS}
@@ -150,7 +151,8 @@ def write_stats(stats: Iterable[SampleStats], out_dir: str | os.PathLike, stem: 
                          for s in stats]
     parquet = out / f"{stem}.parquet"
     table = pa.table({k: pa.array(v, type=pa.float64()) if k.startswith("mean/") else v for k, v in columns.items()})
-    pq.write_table(table, parquet)
+    with atomic_path(parquet) as tmp:
+        pq.write_table(table, tmp)
     return jsonl, parquet
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -93,6 +95,10 @@ class CiderScorer(CaptionScorer):
         return [float(s) for s in scores]
 
 
+class _JavaGone(Exception):
+    """METEOR's JVM closed its output or did not answer in time."""
+
+
 class MeteorScorer(CaptionScorer):
     """METEOR 1.5 (the jar shipped in pycocoevalcap, `-l en -norm`), in one reused Java process."""
 
@@ -101,8 +107,14 @@ class MeteorScorer(CaptionScorer):
     # buffer, so Java never blocks writing while we are still writing (no deadlock).
     _MAX_REPLIES = 256
 
+    # A reply not seen within this many seconds means the JVM is stuck (stopped, swapping, deadlocked).
+    read_timeout_s: float = 60.0
+    startup_timeout_s: float = 180.0  # the first reply of a new JVM also waits for it to start
+
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
+        self._buffer = b""
+        self._fresh = True
         self._stderr: Any = None
         self._lock = threading.Lock()
         self._atexit = False
@@ -121,6 +133,8 @@ class MeteorScorer(CaptionScorer):
 
         jar_dir = os.path.dirname(os.path.abspath(meteor_module.__file__))
         self._stderr = tempfile.TemporaryFile()
+        self._buffer = b""
+        self._fresh = True
         self._proc = subprocess.Popen(
             [java, "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"],
             cwd=jar_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -131,6 +145,36 @@ class MeteorScorer(CaptionScorer):
         return self._proc
 
     def _exchange(self, lines: Sequence[str], replies_per_line: Sequence[int]) -> list[str]:
+        """Send `lines`, read the replies; a dead or stuck JVM is killed and replaced once before this fails."""
+        try:
+            return self._exchange_once(lines, replies_per_line)
+        except (OSError, _JavaGone) as first:
+            self._kill()
+            try:
+                return self._exchange_once(lines, replies_per_line)
+            except (OSError, _JavaGone) as second:
+                self._kill()
+                raise RuntimeError(
+                    f"METEOR's Java process failed twice ({first}; after a restart: {second})") from second
+
+    def _readline(self, proc: subprocess.Popen) -> bytes:
+        """One reply line, or _JavaGone when the process closed its output or sent nothing for read_timeout_s."""
+        fd = proc.stdout.fileno()  # type: ignore[union-attr]
+        limit = self.startup_timeout_s if self._fresh else self.read_timeout_s
+        deadline = time.monotonic() + limit
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise _JavaGone(f"no reply within {limit:g} s (the JVM is stuck or stopped)")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise _JavaGone(f"the process stopped: {self._error_text()}")
+            self._buffer += chunk
+        self._fresh = False
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
+
+    def _exchange_once(self, lines: Sequence[str], replies_per_line: Sequence[int]) -> list[str]:
         proc = self._start()
         assert proc.stdin is not None and proc.stdout is not None
         out: list[str] = []
@@ -143,10 +187,7 @@ class MeteorScorer(CaptionScorer):
             proc.stdin.write("".join(line + "\n" for line in lines[i:j]).encode())
             proc.stdin.flush()
             for _ in range(expected):
-                reply = proc.stdout.readline()
-                if not reply:
-                    raise RuntimeError(f"METEOR's Java process stopped: {self._error_text()}")
-                out.append(reply.decode().strip())
+                out.append(self._readline(proc).decode().strip())
             i = j
         return out
 
@@ -193,6 +234,17 @@ class MeteorScorer(CaptionScorer):
 
     def corpus(self, hyps: Sequence[str], refs: Sequence[str]) -> float:
         return self.corpus_many([(hyps, refs)])[0]
+
+    def _kill(self) -> None:
+        """End the current process for certain (also a stopped or dying one) so the next call starts afresh."""
+        proc, self._proc = self._proc, None
+        self._buffer = b""
+        if proc is not None:
+            proc.kill()  # SIGKILL also ends a stopped process; a no-op on one already gone
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
 
     def close(self) -> None:
         """Stop the Java process (also done at exit)."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from rewards.errors import NonFiniteRewardError, RewardError
 from rewards.registry import BoundReward, RewardSpec, build_reward, parse_reward_spec
+from rewards.timeout import RewardTimeout, call_with_timeout
 
 logger = logging.getLogger("rlvid.rewards")
 ON_ERROR = ("raise", "zero")
@@ -122,7 +123,10 @@ def _one(columns: Mapping[str, Any], i: int, n: int) -> dict[str, Any]:
 class RewardSet:
     """The rewards of a recipe, ready to score batches: `RewardSet(...)(completions, **columns)`."""
 
-    def __init__(self, rewards: Sequence[BoundReward], on_error: str = "raise", max_logged: int = 3):
+    def __init__(self, rewards: Sequence[BoundReward], on_error: str = "raise", max_logged: int = 3,
+                 timeout_s: float = 0.0):
+        """`timeout_s` > 0 interrupts a reward call that runs longer (`rewards.timeout`); it then follows
+        `on_error` (with "zero" the whole batch of that reward scores 0, without a per-sample retry)."""
         if on_error not in ON_ERROR:
             raise ValueError(f"rewards.on_error is {on_error!r}; allowed: {list(ON_ERROR)}")
         labels = [r.label for r in rewards]
@@ -134,6 +138,7 @@ class RewardSet:
         self.rewards = list(rewards)
         self.on_error = on_error
         self.max_logged = max_logged
+        self.timeout_s = timeout_s
 
     @property
     def labels(self) -> list[str]:
@@ -141,11 +146,16 @@ class RewardSet:
 
     def _run(self, reward: BoundReward, completions: list[str], columns: Mapping[str, Any]) -> tuple[dict, int]:
         n = len(completions)
+        what = f"reward {reward.label!r}"
         try:
-            return _check_output(reward.label, reward(completions, **columns), n), 0
+            return _check_output(reward.label, call_with_timeout(reward, self.timeout_s, what, completions,
+                                                                 **columns), n), 0
         except RewardError:
             raise
         except Exception as e:
+            if isinstance(e, RewardTimeout) and self.on_error == "zero":
+                logger.warning("%s (scored 0 for the batch of %d)", e, n)
+                return {"": [0.0] * n}, n
             if self.on_error == "raise":
                 if isinstance(e, _ScoreFailure):
                     raise NonFiniteRewardError(reward.label, e.detail) from None
@@ -155,7 +165,8 @@ class RewardSet:
         failures = 0
         for i, c in enumerate(completions):
             try:
-                per_sample.append(_check_output(reward.label, reward([c], **_one(columns, i, n)), 1))
+                per_sample.append(_check_output(
+                    reward.label, call_with_timeout(reward, self.timeout_s, what, [c], **_one(columns, i, n)), 1))
             except RewardError:
                 raise
             except Exception as e:
@@ -211,6 +222,7 @@ def compose_rewards(
     specs: Iterable[RewardSpec | Mapping[str, Any] | str | Callable[..., Any]],
     on_error: str = "raise",
     base_dir: str | Path | None = None,
+    timeout_s: float = 0.0,
 ) -> RewardSet:
     """Build a `RewardSet` from recipe entries `{name, weight, kwargs[, label]}` (or plain reward callables).
 
@@ -227,4 +239,4 @@ def compose_rewards(
             reward.label = f"{reward.label}_{seen[reward.label]}"
         seen.setdefault(reward.label, 1)
         built.append(reward)
-    return RewardSet(built, on_error=on_error)
+    return RewardSet(built, on_error=on_error, timeout_s=timeout_s)

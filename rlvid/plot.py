@@ -7,10 +7,13 @@ evaluation metrics, per-phase times. A step logged twice (a resumed run) keeps i
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 
 from rlvid.safe_paths import safe_component
+
+logger = logging.getLogger("rlvid.plot")
 
 GROUPS = {
     "rewards": lambda k: k.startswith("rewards/"),
@@ -23,12 +26,19 @@ GROUPS = {
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, dict[str, dict[int, float]]]:
-    """{stage: {metric: {step: value}}} from metrics.jsonl (numbers only)."""
+    """{stage: {metric: {step: value}}} from metrics.jsonl (numbers only). A row that is not a JSON object
+    with a step (a line torn by a full disk) is skipped with a warning naming its file and line."""
     out: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     path = Path(run_dir) / "metrics.jsonl"
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
-        stage, step = rec.pop("stage", "train"), rec.pop("step")
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            stage, step = rec.pop("stage", "train"), int(rec.pop("step"))
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
+            logger.warning("%s:%d: bad row skipped (%s): %.80s", path, number, type(e).__name__, line)
+            continue
         for k, v in rec.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[stage][k][step] = float(v)

@@ -48,6 +48,7 @@ class PhaseTimer:
         self.seconds: dict[str, float] = defaultdict(float)
         self.clock = clock
         self._stack: list[_Open] = []
+        self.failed_in: str | None = None  # the innermost phase an exception left (named in the error log)
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -55,10 +56,18 @@ class PhaseTimer:
         self._stack.append(_Open(name, self.clock(), sub=False))
         try:
             yield
+        except BaseException:
+            self.failed_in = self.failed_in or name
+            raise
         finally:
             opened = self._stack.pop()
             self.seconds[name] += self.clock() - opened.start
             _ACTIVE.reset(token)
+
+    def open_phases(self) -> list[tuple[str, float]]:
+        """(name, seconds so far) of the phases open now, outermost first (read by the step watchdog)."""
+        now = self.clock()
+        return [(o.key, now - o.start) for o in list(self._stack) if not o.sub]
 
     def enter_sub(self, name: str) -> _Open:
         """Open sub-phase `name` of the innermost open phase (pair with `exit_sub`; hooks need the split form)."""
@@ -84,6 +93,7 @@ class PhaseTimer:
     def reset(self) -> None:
         self.seconds.clear()
         self._stack.clear()
+        self.failed_in = None
 
 
 def active_timer() -> PhaseTimer | None:

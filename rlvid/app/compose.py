@@ -64,7 +64,8 @@ def build_components(recipe, recipe_dir: str | Path | None = None, model_path: s
     val = load_split(recipe, "val") if recipe.data.val else []
     if recipe.trainer.max_eval_samples is not None:
         val = val[: recipe.trainer.max_eval_samples]
-    reward_set = (compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir)
+    reward_set = (compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir,
+                                  timeout_s=recipe.rewards.timeout_s)
                   if recipe.rewards.functions else None)
     hooks = HookRunner(recipe.hooks, recipe, recipe_dir)
     model = apply_trainable(load_policy(recipe.model, model_path, device=accelerator.device), recipe.model)

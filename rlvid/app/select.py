@@ -78,7 +78,8 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
 
     state = process_state()
     samples = load_split(recipe, "train")
-    reward_set = compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir)
+    reward_set = compose_rewards(recipe.rewards.functions, on_error=recipe.rewards.on_error, base_dir=recipe_dir,
+                                 timeout_s=recipe.rewards.timeout_s)
     processor = load_processor(recipe.model.path, recipe.model.trust_remote_code)
     model = load_policy(recipe.model, device=state.device).eval()
     engine = make_engine(recipe, Policy(model, make_input_builder(recipe, processor)))
@@ -110,6 +111,7 @@ def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, k
     from data_selection.report import format_summary, plot_histograms, summarize
     from data_selection.stats import META_KEY
     from data_selection.strategies import apply_strategy
+    from rlvid.data.atomic import write_text_atomic
     from rlvid.data.loaders import write_jsonl
     from rlvid.plugins import write_plugin_record
 
@@ -129,8 +131,8 @@ def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, k
     summary = summarize(stats, selection.ids)
     title = f"rlvid select: strategy {strategy} {json.dumps(selection.kwargs)} on {source}"
     table = format_summary(summary, title)
-    (out / "summary.txt").write_text(table + "\n")
-    (out / "summary.json").write_text(json.dumps(
+    write_text_atomic(out / "summary.txt", table + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(
         {"source": source, "strategy": strategy, "kwargs": selection.kwargs, "per_task": summary,
          "weights": selection.weights}, indent=2) + "\n")
     plot_histograms(stats, selection.ids, out / HISTOGRAM, title=f"{strategy}: {len(kept)} of {len(stats)} kept")

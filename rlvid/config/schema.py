@@ -90,6 +90,8 @@ class DataConfig:
     test: str | None = None
     skip_bad_samples: bool = False  # drop samples that fail validation instead of raising
     check_videos: bool = False  # open every video at load time (slow; catches broken files early)
+    check_video_files: bool = True  # check every video file exists at load time (cheap)
+    max_prompt_tokens: int = 0  # a question longer than this many tokens is refused (named); 0 = no cap
     tasks: list[str] | None = None  # keep only these tasks (None = all)
     max_samples: int | None = None  # cap on samples per split (None = all)
     prompt_template: str = "default"  # name of the task-prompt set (rlvid.data.prompts)
@@ -160,6 +162,11 @@ class TrainerConfig:
     save_steps: int = 0  # checkpoint every N steps; 0 = only at the end
     eval_steps: int = 0  # evaluate every N steps; 0 = after each epoch
     resume: str = "none"  # none | auto (latest checkpoint in output_dir) | path to a checkpoint
+    overwrite_output_dir: bool = False  # start over in a folder holding another run (its files are deleted)
+    allow_changed_settings: bool = False  # resume even though the run's fingerprint changed (docs/reliability.md)
+    on_hook_error: Literal["warn", "raise"] = "warn"  # a failing evaluation hook: log it (name, step) and go on
+    collective_timeout_s: float = 1800.0  # distributed collectives: a stalled rank ends the job after this
+    phase_warn_factor: float = 5.0  # warn when a step phase takes this many times its recent median; 0 = off
     on_nan: Literal["raise", "skip"] = "raise"  # non-finite loss: stop, or skip the step and log it
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # mixed precision of the update
     progress_bar: bool = True
@@ -236,6 +243,7 @@ class RewardSpec:
 class RewardsConfig:
     functions: list[RewardSpec] = field(default_factory=list)
     on_error: Literal["raise", "zero"] = "raise"  # a reward that raises: stop, or score 0 and log it
+    timeout_s: float = 600.0  # one reward call longer than this is interrupted and handled as on_error; 0 = none
 
 
 @dataclass

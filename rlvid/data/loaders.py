@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvid.data.atomic import atomic_path
 from rlvid.data.sample import Sample, SampleError
 
 logger = logging.getLogger("rlvid.data")
@@ -46,7 +47,8 @@ class LoadResult:
         return iter(self.samples)
 
 
-def load_jsonl(path: str | os.PathLike, *, skip_bad_samples: bool = False, check_videos: bool = False) -> LoadResult:
+def load_jsonl(path: str | os.PathLike, *, skip_bad_samples: bool = False, check_videos: bool = False,
+               check_video_files: bool = False) -> LoadResult:
     """Read one Sample per line; relative `video` paths are taken relative to the JSONL's folder.
 
     Blank lines are ignored. A line that is not JSON, is not a valid Sample, repeats an earlier id,
@@ -56,7 +58,7 @@ def load_jsonl(path: str | os.PathLike, *, skip_bad_samples: bool = False, check
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
-    collector = _Collector(str(path), path.parent.absolute(), skip_bad_samples, check_videos)
+    collector = _Collector(str(path), path.parent.absolute(), skip_bad_samples, check_videos, check_video_files)
     with path.open("rb") as f:
         for lineno, raw_line in enumerate(f, start=1):
             where = f"{path}:{lineno}"
@@ -83,6 +85,7 @@ def load_hf_dataset(
     column_map: Mapping[str, str] | None = None,
     skip_bad_samples: bool = False,
     check_videos: bool = False,
+    check_video_files: bool = False,
     **load_kwargs: Any,
 ) -> LoadResult:
     """Map a `datasets` split to Samples, with the same error policy as `load_jsonl`.
@@ -103,7 +106,7 @@ def load_hf_dataset(
     dataset = _undecoded_videos(dataset)
     local = Path(name_or_path)
     base = (local if local.is_dir() else local.parent).absolute() if local.exists() else None
-    collector = _Collector(f"{name_or_path}[{split}]", base, skip_bad_samples, check_videos)
+    collector = _Collector(f"{name_or_path}[{split}]", base, skip_bad_samples, check_videos, check_video_files)
     fields = set(Sample.__dataclass_fields__)
     for i, row in enumerate(dataset):
         record = {k: v for k, v in row.items() if k in fields}
@@ -123,38 +126,49 @@ def load_samples(
     column_map: Mapping[str, str] | None = None,
     skip_bad_samples: bool = False,
     check_videos: bool = False,
+    check_video_files: bool = False,
 ) -> LoadResult:
     """Load a `.jsonl` file with `load_jsonl`, anything else with `load_hf_dataset` (`split`, `column_map`)."""
     if os.fspath(spec).endswith(".jsonl"):
         if column_map:
             raise DataError(f"{spec}: column_map applies to datasets only; a JSONL file must use Sample field names")
-        return load_jsonl(spec, skip_bad_samples=skip_bad_samples, check_videos=check_videos)
+        return load_jsonl(spec, skip_bad_samples=skip_bad_samples, check_videos=check_videos,
+                          check_video_files=check_video_files)
     return load_hf_dataset(
-        spec, split, column_map=column_map, skip_bad_samples=skip_bad_samples, check_videos=check_videos
+        spec, split, column_map=column_map, skip_bad_samples=skip_bad_samples, check_videos=check_videos,
+        check_video_files=check_video_files,
     )
 
 
 def write_jsonl(samples: Iterable[Sample], path: str | os.PathLike) -> Path:
-    """Write one Sample per line (the inverse of `load_jsonl`); creates the parent folder."""
+    """Write one Sample per line (the inverse of `load_jsonl`); creates the parent folder. Atomic: a kill
+    mid-write leaves the previous file (or none), never a cut-short one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for sample in samples:
             f.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
     return path
 
 
+def sample_location(sample: Sample) -> str:
+    """Where a loaded sample came from ("train.jsonl:12"), or "<unknown>" for a sample built in code."""
+    return getattr(sample, "_loaded_from", "<unknown>")
+
+
 class _Collector:
     """Validates records one by one and applies the error policy shared by both loaders."""
 
-    def __init__(self, source: str, base: Path | None, skip_bad: bool, check_videos: bool) -> None:
+    def __init__(self, source: str, base: Path | None, skip_bad: bool, check_videos: bool,
+                 check_video_files: bool = False) -> None:
         self.source = source
         self.base = base
         self.skip_bad = skip_bad
         self.check_videos = check_videos
+        self.check_video_files = check_video_files
         self.result = LoadResult(samples=[], source=source)
         self._first_seen: dict[str, str] = {}
         self._video_errors: dict[str, str | None] = {}
+        self._video_seconds: dict[str, float] = {}
 
     def reject(self, where: str, reason: str) -> None:
         message = f"{where}: {reason}"
@@ -174,11 +188,15 @@ class _Collector:
             self.reject(where, f"duplicate id {sample.id!r} (first at {self._first_seen[sample.id]})")
             return
         sample.video = _resolve(sample.video, self.base)
+        if self.check_video_files and os.path.isabs(sample.video) and not os.path.exists(sample.video):
+            self.reject(where, f"video file not found: {sample.video}")
+            return
         if self.check_videos:
-            problem = self._video_problem(sample.video)
+            problem = self._video_problem(sample.video) or self._duration_problem(sample)
             if problem:
                 self.reject(where, f"video {problem}")
                 return
+        sample._loaded_from = where  # named when the sample fails mid-run (rlvid.trainers.bad_samples)
         self._first_seen[sample.id] = where
         self.result.samples.append(sample)
 
@@ -194,6 +212,13 @@ class _Collector:
             )
         return self.result
 
+    def _duration_problem(self, sample: Sample) -> str | None:
+        """The declared duration against the probed one (10% + 1 s of slack), or None."""
+        seconds = self._video_seconds.get(sample.video)
+        if seconds is not None and abs(sample.duration - seconds) > 0.1 * seconds + 1.0:
+            return f"{sample.video}: declared duration {sample.duration:g} s, but the file lasts {seconds:.1f} s"
+        return None
+
     def _video_problem(self, video: str) -> str | None:
         """The probe error for `video` (already naming its path), or None; probed once per path."""
         if video not in self._video_errors:
@@ -201,7 +226,7 @@ class _Collector:
             from rlvid.data.video import VideoError, probe_video
 
             try:
-                probe_video(video)
+                self._video_seconds[video] = probe_video(video).duration
                 self._video_errors[video] = None
             except VideoError as err:
                 self._video_errors[video] = str(err)

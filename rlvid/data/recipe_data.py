@@ -20,7 +20,7 @@ def load_split(recipe: Recipe, split: str) -> list[Sample]:
     if not spec:
         raise ValueError(f"recipe key 'data.{split}' is empty: name a JSONL file or dataset")
     result = load_samples(spec, split=split, skip_bad_samples=recipe.data.skip_bad_samples,
-                          check_videos=recipe.data.check_videos)
+                          check_videos=recipe.data.check_videos, check_video_files=recipe.data.check_video_files)
     samples = list(result.samples)
     if recipe.data.tasks:
         samples = [s for s in samples if s.task in recipe.data.tasks]

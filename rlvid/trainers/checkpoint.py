@@ -9,6 +9,7 @@ RNG states of every process, registered objects such as the LR scheduler), `trai
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -32,26 +33,82 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict,
         for stale in root.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    accelerator.wait_for_everyone()
+    check_free_space(root, estimate_checkpoint_bytes(root))
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps(dict(state, step=step), indent=2) + "\n")
+            _fsync_dir(tmp)
+            (tmp / COMPLETE).write_text("ok\n")
+    except (OSError, RuntimeError) as e:
+        raise CheckpointSaveError(_save_failure(tmp, e)) from e
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(dict(state, step=step), indent=2) + "\n")
-        _fsync_dir(tmp)
-        (tmp / COMPLETE).write_text("ok\n")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync_dir(root)
-        prune_checkpoints(root, keep)
+        prune_checkpoints(root, keep, protect=final)
     accelerator.wait_for_everyone()
     return final
 
 
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written; the message names the folder and whether the disk is full."""
+
+
+def step_of(path: Path) -> int:
+    """The step number of a `step-N` folder (-1 when the name does not parse)."""
+    try:
+        return int(path.name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def complete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints under output_dir, oldest step first (by number, not by name)."""
+    root = checkpoint_root(output_dir)
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.glob("step-*") if (p / COMPLETE).is_file()), key=step_of)
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The newest complete checkpoint under output_dir, or None."""
-    root = checkpoint_root(output_dir)
-    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file()) if root.is_dir() else []
+    done = complete_checkpoints(output_dir)
     return done[-1] if done else None
+
+
+def estimate_checkpoint_bytes(root: Path) -> int:
+    """Size of the newest complete checkpoint (the next one will be about as large); 0 when there is none."""
+    newest = latest_checkpoint(root.parent)
+    if newest is None:
+        return 0
+    return sum(f.stat().st_size for f in newest.rglob("*") if f.is_file())
+
+
+def check_free_space(root: Path, needed: int, margin: float = 1.1) -> None:
+    """Refuse to start a save that cannot fit (needed = the previous checkpoint's size)."""
+    if needed <= 0:
+        return
+    free = shutil.disk_usage(root).free
+    if free < needed * margin:
+        raise CheckpointSaveError(
+            f"not enough space to save a checkpoint in {root}: {free / 2**30:.2f} GiB free, the last checkpoint "
+            f"took {needed / 2**30:.2f} GiB; free some space (or lower trainer.save_total_limit) and resume")
+
+
+def _save_failure(tmp: Path, err: BaseException) -> str:
+    """A save error in words: the folder, and 'no space left' when the disk is full."""
+    text = str(err)
+    full = getattr(err, "errno", None) == errno.ENOSPC or "No space left" in text or "unexpected pos" in text
+    try:
+        free = f"{shutil.disk_usage(tmp.parent).free / 2**20:.0f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    why = "no space left on device" if full else "write failed"
+    return (f"saving checkpoint {tmp.name.replace('.tmp-', '')} in {tmp.parent} failed: {why} ({free}); "
+            f"the previous checkpoint is intact. Cause: {text.splitlines()[0] if text else type(err).__name__}")
 
 
 def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
@@ -72,13 +129,15 @@ def load_checkpoint(accelerator, path: str | Path) -> dict:
     return json.loads((Path(path) / STATE_FILE).read_text())
 
 
-def prune_checkpoints(root: Path, keep: int) -> None:
-    """Remove the oldest complete checkpoints beyond `keep` (0 = keep all)."""
+def prune_checkpoints(root: Path, keep: int, protect: Path | None = None) -> None:
+    """Remove the oldest complete checkpoints (by step number) beyond `keep` (0 = keep all); never `protect`
+    (the checkpoint just written)."""
     if keep <= 0:
         return
-    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file())
+    done = complete_checkpoints(root.parent)
     for old in done[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if protect is None or old.resolve() != Path(protect).resolve():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_final_model(accelerator, model, processor, out: str | Path, save_merged: bool = True) -> Path:

@@ -14,16 +14,24 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewards import score
+from rewards import NonFiniteRewardError, score
 from rlvid.algos import Registry
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
 from rlvid.redact import scrub
+
+logger = logging.getLogger("rlvid.trainers")
+
+
+class HookError(RuntimeError):
+    """An evaluation hook failed with `trainer.on_hook_error: raise`; the message names the hook and step."""
+
 
 HookFn = Callable[..., dict[str, float] | None]
 HOOKS: Registry[HookFn] = Registry("evaluation hook", entry_point_group="rlvid.hooks")
@@ -118,10 +126,26 @@ class HookRunner:
         return out
 
     def run(self, hooks: list[BoundHook], output_dir: Path, step: int, **context: Any) -> dict[str, float]:
+        """Run `hooks`; a failing one is logged with its name and the step and the others still run
+        (`trainer.on_hook_error: warn`), or stops the run (`raise`). A NaN/inf reward inside a hook follows
+        `trainer.on_nan` (skip: logged like a failure). Failures are counted as `eval/hook_errors`."""
         metrics: dict[str, float] = {}
+        failed = 0
         for hook in hooks:
-            found = hook(step=step, output_dir=output_dir, recipe=self.recipe, **context)
+            try:
+                found = hook(step=step, output_dir=output_dir, recipe=self.recipe, **context)
+            except Exception as e:
+                nan_skip = isinstance(e, NonFiniteRewardError) and self.recipe.trainer.on_nan == "skip"
+                if self.recipe.trainer.on_hook_error == "raise" and not nan_skip:
+                    raise HookError(f"evaluation hook {hook.name!r} failed at step {step}: "
+                                    f"{type(e).__name__}: {e}") from e
+                logger.warning("evaluation hook %r failed at step %d (skipped; trainer.on_hook_error=warn): %s: %s",
+                               hook.name, step, type(e).__name__, e)
+                failed += 1
+                continue
             metrics.update({f"eval/{k}": float(v) for k, v in found.items()})
+        if failed:
+            metrics["eval/hook_errors"] = float(failed)
         if metrics:
             out = Path(output_dir) / "eval" / f"step-{step:06d}.json"
             out.parent.mkdir(parents=True, exist_ok=True)

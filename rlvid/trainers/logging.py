@@ -20,7 +20,8 @@ class RunLogger:
     """One `log(metrics, step)` call per step (and per evaluation)."""
 
     def __init__(self, recipe, output_dir: str | Path, total_steps: int, start_step: int = 0,
-                 is_main: bool = True, stage: str = "grpo"):
+                 is_main: bool = True, stage: str = "grpo", wandb_id: str | None = None):
+        """`wandb_id` (kept in the run folder's run.json) makes a resumed run log into the same wandb run."""
         self.output_dir = Path(output_dir)
         self.is_main = is_main
         self.stage = stage
@@ -45,6 +46,7 @@ class RunLogger:
             self.wandb_run = wandb.init(
                 project=project, name=name, mode=cfg.wandb,
                 dir=str(self.output_dir), config=recipe_to_dict(recipe), reinit="finish_previous",
+                **({"id": wandb_id, "resume": "allow"} if wandb_id else {}),
             )
         if recipe.trainer.progress_bar:
             from tqdm.auto import tqdm

@@ -14,7 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,9 +35,21 @@ from rlvid.plugins import write_plugin_record
 from rlvid.policy import Policy
 from rlvid.redact import scrub
 from rlvid.timing import PhaseTimer
+from rlvid.trainers.bad_samples import BadSampleGuard
 from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
 from rlvid.trainers.hooks import HookRunner
 from rlvid.trainers.logging import RunLogger
+from rlvid.trainers.run_folder import (
+    METRICS_FILE,
+    check_run_folder,
+    claim_run_folder,
+    fingerprint,
+    read_run_file,
+    reconcile_metrics,
+    update_run_file,
+)
+from rlvid.trainers.signals import RunInterrupted, StopRequest
+from rlvid.trainers.watchdog import PhaseWatchdog
 
 logger = logging.getLogger("rlvid.trainers")
 
@@ -55,12 +70,20 @@ class OptimConfig:
 
 
 def make_accelerator(recipe) -> Accelerator:
-    """One Accelerator per process; `trainer.precision: auto` = bf16 on GPU, no mixed precision on CPU."""
+    """One Accelerator per process; `trainer.precision: auto` = bf16 on GPU, no mixed precision on CPU.
+
+    Collectives time out after `trainer.collective_timeout_s` (passed to the process group), so a stalled
+    rank ends the job with torch's error naming the collective instead of waiting forever."""
+    from datetime import timedelta
+
+    from accelerate.utils import InitProcessGroupKwargs
+
     precision = recipe.trainer.precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
+    timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=recipe.trainer.collective_timeout_s))
     # cpu=True is what makes accelerate read torchrun's ranks on a CPU-only machine (MULTI_CPU over gloo)
-    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(), kwargs_handlers=[timeout])
 
 
 def make_optimizer_and_scheduler(model: torch.nn.Module, cfg: OptimConfig, total_updates: int):
@@ -205,39 +228,90 @@ class Trainer:
     # ---------------------------------------------------------- the loop
 
     def fit(self) -> Path:
-        """Train to `total_steps`, logging, evaluating and checkpointing; returns the final model folder."""
+        """Train to `total_steps`, checkpointing, then evaluating, then logging; returns the final model folder.
+
+        The run folder is claimed first (`run_folder`: a second run is refused, a changed resume too); on
+        SIGTERM/SIGINT the current step finishes, a checkpoint is saved and `RunInterrupted` is raised.
+        """
         acc = self.accelerator
-        if acc.is_main_process:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            save_recipe(self.recipe, self.output_dir / "recipe.yaml")
-            write_plugin_record(self.output_dir / "plugins.json")  # which recipe-named code this run executes
         resume = resolve_resume(self.recipe.trainer.resume, self.output_dir)
+        run = self.claim_output_dir(resume is not None)
         if resume is not None:
             self.step = load_checkpoint(acc, resume)["step"]
             logger.info("resumed from %s at step %d", resume, self.step)
+        if acc.is_main_process:
+            dropped = reconcile_metrics(self.output_dir / METRICS_FILE, self.step if self.step > 0 else -1)
+            if dropped:
+                logger.info("%s: dropped %d row(s) after the resumed step %d (or torn)",
+                            self.output_dir / METRICS_FILE, dropped, self.step)
         run_log = RunLogger(self.recipe, self.output_dir, self.total_steps, self.step, acc.is_main_process,
-                            self.stage)
+                            self.stage, wandb_id=run.get("wandb_id"))
         if self.step == 0 and acc.is_main_process:
             run_log.log({f"params/{k}": v for k, v in trainable_counts(acc.unwrap_model(self.model)).items()},
                         0, advance=False)
+        watchdog = PhaseWatchdog(self.timer, self.recipe.trainer.phase_warn_factor)
+        guard = BadSampleGuard(self.recipe, self.policy.tokenizer, self.output_dir, acc.process_index)
         try:
-            while self.step < self.total_steps:
-                step = self.step
-                self.timer.reset()
-                samples = self.local_batch(step)
-                with self.timer("step"):
-                    metrics = self.train_step(samples, step)
-                self.step = step + 1
-                metrics.update(self.timer.metrics())
-                metrics.update({"lr": self.scheduler.get_last_lr()[0], "epoch": step / self.steps_per_epoch})
-                metrics = mean_over_processes(acc, metrics)
-                if self.step % self.recipe.trainer.logging_steps == 0 or self.step == self.total_steps:
-                    run_log.log(metrics, self.step)
-                self.maybe_evaluate(run_log)
-                self.maybe_save()
+            with StopRequest() as stop, watchdog:
+                while self.step < self.total_steps:
+                    step = self.step
+                    self.timer.reset()
+                    skipped_before = guard.skipped
+                    with self.timer("data"):
+                        samples = guard.screen(self.local_batch(step), step)
+                    with self.timer("step"):
+                        try:
+                            metrics = self.train_step(samples, step)
+                        except Exception as e:  # say where: a stalled rank's timeout names its collective only
+                            logger.error("process %d: step %d failed in phase %r: %s: %s", acc.process_index,
+                                         step + 1, self.timer.failed_in, type(e).__name__, str(e)[:500])
+                            raise
+                    self.step = step + 1
+                    watchdog.record(self.step, dict(self.timer.seconds))
+                    metrics["data/skipped_samples"] = float(guard.skipped - skipped_before)
+                    metrics.update(self.timer.metrics())
+                    metrics.update({"lr": self.scheduler.get_last_lr()[0], "epoch": step / self.steps_per_epoch})
+                    metrics = mean_over_processes(acc, metrics)
+                    if self.step % self.recipe.trainer.logging_steps == 0 or self.step == self.total_steps:
+                        run_log.log(metrics, self.step)
+                    saved = self.maybe_save()
+                    stopping = reduce_max(acc, float(stop.signum or 0))
+                    if not stopping:
+                        self.maybe_evaluate(run_log)
+                    else:
+                        self.stop_after_signal(int(stopping), saved)
         finally:
             run_log.close()
+            if guard.skipped:
+                logger.warning("%d bad sample(s) skipped on process %d during this run (data.skip_bad_samples); "
+                               "see %s", guard.skipped, acc.process_index, self.output_dir / "bad_steps")
         return self.save_final()
+
+    def claim_output_dir(self, resuming: bool) -> dict:
+        """Check that output_dir is this run's (every process), then record the run there (main process)."""
+        acc = self.accelerator
+        current = fingerprint(self.recipe, self.stage, acc.num_processes)
+        check_run_folder(self.output_dir, self.recipe, resuming, current)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            record = claim_run_folder(self.output_dir, self.recipe, current)
+            if "wandb_id" not in record:
+                update_run_file(self.output_dir, wandb_id=uuid.uuid4().hex[:12])
+            save_recipe(self.recipe, self.output_dir / "recipe.yaml")
+            write_plugin_record(self.output_dir / "plugins.json")  # which recipe-named code this run executes
+        acc.wait_for_everyone()
+        return read_run_file(self.output_dir)
+
+    def stop_after_signal(self, signum: int, saved: Path | None) -> None:
+        """Save (unless this step was just saved), say where and how to resume, and exit non-zero."""
+        path = saved or self.save_now()
+        name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+        message = (f"rlvid: stopped by {name} after step {self.step}/{self.total_steps}; checkpoint: {path}\n"
+                   f"rlvid: to resume, rerun the same command with trainer.resume=auto "
+                   f"(output_dir {self.output_dir})")
+        if self.accelerator.is_main_process:
+            print(message, file=sys.stderr, flush=True)
+        raise RunInterrupted(128 + signum)
 
     def maybe_evaluate(self, run_log: RunLogger) -> dict[str, float]:
         epoch_end = self.step % self.steps_per_epoch == 0
@@ -256,12 +330,17 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return metrics
 
-    def maybe_save(self) -> None:
+    def maybe_save(self) -> Path | None:
+        """Checkpoint every `save_steps` and at the last step; returns the folder when one was written."""
         every = self.recipe.trainer.save_steps
         if (every and self.step % every == 0) or self.step == self.total_steps:
-            save_checkpoint(self.accelerator, self.output_dir, self.step,
-                            {"epoch": self.epoch_of(self.step - 1), "stage": self.stage},
-                            keep=self.recipe.trainer.save_total_limit)
+            return self.save_now()
+        return None
+
+    def save_now(self) -> Path:
+        return save_checkpoint(self.accelerator, self.output_dir, self.step,
+                               {"epoch": self.epoch_of(self.step - 1), "stage": self.stage},
+                               keep=self.recipe.trainer.save_total_limit)
 
     def save_final(self) -> Path:
         return save_final_model(self.accelerator, self.model, self.processor, self.output_dir / "final",

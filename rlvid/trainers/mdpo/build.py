@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from rewards import compose_rewards, score
+from rlvid.data.atomic import write_text_atomic
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.data.sample import Sample
 from rlvid.models.loading import load_policy, load_processor
@@ -61,8 +62,8 @@ class PairScorer:
 
     def __init__(self, recipe, recipe_dir: str | Path | None = None):
         specs = recipe.mdpo.metric or recipe.rewards.functions
-        self.reward_set = compose_rewards(specs, on_error=recipe.rewards.on_error, base_dir=recipe_dir) \
-            if specs else None
+        self.reward_set = compose_rewards(specs, on_error=recipe.rewards.on_error, base_dir=recipe_dir,
+                                          timeout_s=recipe.rewards.timeout_s) if specs else None
         self.caption_scorer = recipe.mdpo.cotasks_caption_scorer
 
     def __call__(self, prompts: list[Prompt], completions: list[str], completion_ids: list[list[int]] | None = None
@@ -148,7 +149,7 @@ def build_pairs(recipe, model_path: str, out_dir: str | Path, accelerator, recip
     if accelerator.is_main_process:
         summary = pair_summary(out_dir)
         summary.update(model=str(model_path), num_samples=n, min_gap=recipe.mdpo.min_gap)
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         (out_dir / COMPLETE).write_text("ok\n")
         logger.info("pairs: %s", summary)
     accelerator.wait_for_everyone()
