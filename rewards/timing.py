@@ -22,6 +22,7 @@ streaming_metrics.py) use the same matching.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,17 +86,14 @@ def stream_timing_reward(
     """Timing of each transcript's responses against its sample's `stream_events` (module docstring)."""
     if tolerance < 0 or decay < 0 or early_penalty < 0 or spurious_penalty < 0:
         raise ValueError("stream_timing: tolerance, decay and the penalties must be >= 0")
-    out: list[float | None] = []
-    for text, events in zip(completions, column(stream_events, len(completions), "stream_events"), strict=True):
-        if not events:
-            out.append(None)
-            continue
-        m = match_responses(parse_transcript(text), events)
+
+    def score(m: StreamMatch, events: list[Any]) -> float:
         credit = sum(timing_credit(r.time - _due(e), tolerance, decay)
                      for r, e in zip(m.answered, events, strict=True) if r is not None)
         penalty = early_penalty * len(m.early) + spurious_penalty * len(m.spurious)
-        out.append((credit - penalty) / len(events))
-    return out
+        return (credit - penalty) / len(events)
+
+    return per_stream(completions, stream_events, score)
 
 
 def stream_content_reward(
@@ -107,12 +105,18 @@ def stream_content_reward(
 ) -> list[float | None]:
     """Mean over events of the matched response's content score (`score_open`; 0 when unanswered)."""
     check_choice("metric", metric, OPEN_METRICS)
+
+    def score(m: StreamMatch, events: list[Any]) -> float:
+        return sum(score_open(r.text, _content(e), metric) for r, e in zip(m.answered, events, strict=True)
+                   if r is not None) / len(events)
+
+    return per_stream(completions, stream_events, score)
+
+
+def per_stream(completions: list[str], stream_events: list[Any] | None,
+               score: Callable[[StreamMatch, list[Any]], float]) -> list[float | None]:
+    """`score(matched responses, events)` for each transcript; None where the sample has no stream events."""
     out: list[float | None] = []
     for text, events in zip(completions, column(stream_events, len(completions), "stream_events"), strict=True):
-        if not events:
-            out.append(None)
-            continue
-        m = match_responses(parse_transcript(text), events)
-        out.append(sum(score_open(r.text, _content(e), metric) for r, e in zip(m.answered, events, strict=True)
-                       if r is not None) / len(events))
+        out.append(score(match_responses(parse_transcript(text), events), events) if events else None)
     return out
