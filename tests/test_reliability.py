@@ -395,3 +395,51 @@ def test_sigkill_in_the_reward_phase_loses_only_the_unsaved_steps(whole, tmp_pat
     assert trainer.step == STEPS
     _same_final(whole["dir"], out)
     assert _train_steps(out) == [1, 2, 3, 4]
+
+
+KILL_IN_SAVE = '''
+import os, signal, sys
+import rlvid.trainers.checkpoint as ck
+from rlvid.app.compose import grpo_trainer
+from rlvid.config import load_recipe
+
+point, folder = sys.argv[3], sys.argv[4]
+if point == "before_complete":  # model and optimizer written, the complete marker not yet
+    fsync = ck._fsync_dir
+    def _fsync_dir(path):
+        if path.name == ".tmp-" + folder:
+            os.kill(os.getpid(), signal.SIGKILL)
+        fsync(path)
+    ck._fsync_dir = _fsync_dir
+else:  # "after_rename": the new checkpoint in place, the old ones not yet pruned
+    prune = ck.prune_checkpoints
+    def prune_checkpoints(root, keep, protect=None):
+        if protect is not None and protect.name == folder:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return prune(root, keep, protect=protect)
+    ck.prune_checkpoints = prune_checkpoints
+grpo_trainer(load_recipe(sys.argv[1]), sys.argv[2]).fit()
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point,resumes_at", [("before_complete", 2), ("after_rename", 4)])
+def test_sigkill_inside_the_save_window_loses_nothing(whole, tmp_path, point, resumes_at):
+    """SIGKILL while step 4's checkpoint is being written: before its complete marker (resume from step 2) or
+    after the rename, before pruning (resume at step 4); either way the final weights are the uninterrupted
+    run's and every step is in metrics.jsonl once."""
+    root, setup, out = whole["root"], whole["setup"], tmp_path / "run"
+    recipe = write_recipe(tmp_path / "killed.yaml", setup, out, _overrides())
+    (tmp_path / "faults.py").write_text(FAULTS)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", KILL_IN_SAVE, str(recipe), str(tmp_path), point, "step-000004"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert latest_checkpoint(out).name == f"step-{resumes_at:06d}"
+    assert not (out / "final").exists()
+    trainer = _fit(root, setup, out, f"after_{point}", resume="auto")
+    assert trainer.step == STEPS
+    _same_final(whole["dir"], out)
+    assert _train_steps(out) == [1, 2, 3, 4]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if not p.name.startswith(".")) == [
+        "step-000002", "step-000004"]  # save_total_limit 0 keeps all; nothing of this run was deleted
