@@ -28,16 +28,7 @@ from gpu_estimates import StepShape, peak_flops, step_flops  # noqa: E402
 
 from rlvid.models import real_shapes  # noqa: E402
 
-# Stands in for the real shapes in --rehearse: the same code path (shard writer, vocabulary larger than the
-# tokenizer, untied lm_head) at a size a CPU runs in seconds.
-REHEARSAL_SHAPE = real_shapes.RealShape(
-    "qwen2_5_vl", "rehearsal (not a published model)",
-    text=dict(vocab_size=4096, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, rope_theta=1e6, mrope_section=[2, 3, 3]),
-    vision=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14,
-                spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1]),
-    tie_word_embeddings=False)
-real_shapes.SHAPES.setdefault("rehearsal", REHEARSAL_SHAPE)
+real_shapes.SHAPES.setdefault("rehearsal", real_shapes.REHEARSAL)  # --rehearse stands in with it
 
 
 # Random weights rarely earn the task rewards, so every group would have zero advantages and no gradient; this

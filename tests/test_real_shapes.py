@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from rlvid.models import real_shapes
-from rlvid.models.real_shapes import RealShape, fix_completion_length, parameter_counts, write_real_shape_model
+from rlvid.models.real_shapes import REHEARSAL, fix_completion_length, parameter_counts, write_real_shape_model
 
-# A real-shape entry small enough for CPU: vocabulary 4096 > the tokenizer's ~1k ids, untied lm_head.
-SMALL = RealShape(
-    "qwen2_5_vl", "test",
-    text=dict(vocab_size=4096, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-              num_key_value_heads=2, rope_theta=1e6, mrope_section=[2, 3, 3]),
-    vision=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14,
-                spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1]),
-    tie_word_embeddings=False)
+# The module's CPU-sized shape with one more layer: vocabulary 4096 > the tokenizer's ~1k ids, untied lm_head.
+SMALL = replace(REHEARSAL, source="test", text={**REHEARSAL.text, "num_hidden_layers": 3})
 
 
 @pytest.mark.parametrize("arch,preset,billions", [("qwen2_5_vl", "3b", 3.755), ("qwen2_5_vl", "7b", 8.292),

@@ -78,6 +78,16 @@ SHAPES: dict[str, RealShape] = {
 }
 
 
+# Not a published model: the real-shape code path (shard writer, vocabulary larger than the tokenizer, untied
+# lm_head) at a size a CPU runs in seconds; scripts/gpu_check.py --rehearse and the tests use it.
+REHEARSAL = RealShape(
+    "qwen2_5_vl", "rehearsal (not a published model)",
+    text=dict(vocab_size=4096, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, rope_theta=1e6, mrope_section=[2, 3, 3]),
+    vision=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14,
+                spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1]),
+    tie_word_embeddings=False)
+
 def shape_config(arch: str, preset: str, base_dir: str | Path):
     """The HF config of `preset` for `arch`, built on the tiny folder at `base_dir` (its token ids)."""
     from transformers import AutoConfig

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from accelerate.utils import set_seed
 
+from rlvid.data.atomic import write_text_atomic
 from rlvid.redact import scrub, scrub_text
 from rlvid.rollout.base import RolloutEngine, Rollouts, SamplingParams
 
@@ -57,10 +58,7 @@ def check_settings(folder: str | Path, settings: dict[str, Any], state: ProcessS
                                       "use the same settings to resume, or another folder")
     state.wait_for_everyone()
     if state.is_main_process and not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     state.wait_for_everyone()
 
 
