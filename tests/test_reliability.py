@@ -307,6 +307,18 @@ def test_select_outputs_are_written_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["selected.jsonl"]  # no temporary file left
 
 
+def _wait_for_state(pid: int, state: str, timeout: float = 10.0) -> None:
+    """Until /proc says process `pid` is in `state` (T stopped, Z dead), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == state:
+                return
+        except (OSError, IndexError):
+            return  # already reaped
+        time.sleep(0.05)
+
+
 @pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs java")
 @pytest.mark.parametrize("fault", ["SIGSTOP", "SIGKILL"])
 def test_stopped_or_killed_meteor_jvm_is_replaced_once(fault):
@@ -318,6 +330,7 @@ def test_stopped_or_killed_meteor_jvm_is_replaced_once(fault):
         expected = scorer.pairs(["a man walks a dog"], ["a man is walking his dog"])
         old = scorer._proc
         os.kill(old.pid, getattr(signal, fault))
+        _wait_for_state(old.pid, "T" if fault == "SIGSTOP" else "Z")  # the signal is delivered asynchronously
         start = time.perf_counter()
         assert scorer.pairs(["a man walks a dog"], ["a man is walking his dog"]) == expected
         assert scorer._proc is not old and old.poll() is not None  # the stuck/dead one is gone, not reused
