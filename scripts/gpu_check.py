@@ -182,9 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="models, data and logs (default: /tmp/rlvid-gpu-check[-rehearse])")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--budget", type=float, default=470.0, help="seconds for all parts together (hard)")
+    ap.add_argument("--limit-scale", type=float, default=1.0, help="multiply every part's wall-clock limit")
+    ap.add_argument("--steps", type=int, default=None, help="measured GRPO steps per single-GPU part (default 3)")
     ap.add_argument("--force-offload", action="store_true", help="run zero3_offload_7b even if host memory looks short")
     args = ap.parse_args(argv)
     settings = dict(REHEARSE if args.rehearse else REAL)
+    if args.steps is not None:
+        settings["steps"] = args.steps
     names = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(names) - set(PARTS))
     if unknown:
@@ -226,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if reason is not None:
             results[name] = {"status": "skipped", "reason": reason}
         else:
-            limit = min(cpu_limit if args.rehearse else gpu_limit, left)
+            limit = min((cpu_limit if args.rehearse else gpu_limit) * args.limit_scale, left)
             results[name] = run_part(name, cmd, work, limit, env)
         print(f"[gpu_check] {name}: {results[name]['status']} ({results[name].get('wall_s', 0)} s)", flush=True)
     report = {"device": device_info(), "mode": "rehearse" if args.rehearse else "gpu", "budget_s": args.budget,

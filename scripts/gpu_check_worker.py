@@ -225,6 +225,10 @@ def run_steps(s: dict, trainer, steps: int, warmup: int) -> list[dict]:
         synchronize()
         rows.append(run_step(trainer, step))
         synchronize()
+        # One line per finished step: a part killed at its limit still shows how far it got and where time went.
+        phases = ", ".join(f"{k[5:]}={v:.2f}s" for k, v in rows[-1].items()
+                           if k.startswith("time/") and k.count("/") == 1)
+        print(f"[gpu_check_worker] {'warm-up' if step < warmup else 'measured'} step {step}: {phases}", flush=True)
     return rows[warmup:]
 
 
