@@ -15,7 +15,8 @@ to events by `match_responses`:
 `spurious_penalty` per spurious response, both divided by the number of events, so the range is
 the same for one and for many events. `stream_content` = mean over events of the matched
 response's `score_open` against the event's content (0 when unanswered). Samples without
-`stream_events` get None (the rewards do not apply). The streaming metrics (rlvid/eval/
+`stream_events` get None (the rewards do not apply). With `timed: true`, each content score is
+scaled by its response's timing credit. The streaming metrics (rlvid/eval/
 streaming_metrics.py) use the same matching.
 """
 
@@ -101,14 +102,25 @@ def stream_content_reward(
     *,
     stream_events: list[Any] | None = None,
     metric: str = "exact",
+    timed: bool = False,
+    tolerance: float = 1.0,
+    decay: float = 1.0,
     **kwargs: Any,
 ) -> list[float | None]:
-    """Mean over events of the matched response's content score (`score_open`; 0 when unanswered)."""
+    """Mean over events of the matched response's content score (`score_open`; 0 when unanswered).
+
+    With `timed`, each score is multiplied by the response's timing credit (`timing_credit` with
+    `tolerance`, `decay`): a right answer said late earns little, so "wait and answer at the end"
+    (where the answer is always visible) is not rewarded for its content.
+    """
     check_choice("metric", metric, OPEN_METRICS)
 
+    def weight(r: StreamResponse, e: Any) -> float:
+        return timing_credit(r.time - _due(e), tolerance, decay) if timed else 1.0
+
     def score(m: StreamMatch, events: list[Any]) -> float:
-        return sum(score_open(r.text, _content(e), metric) for r, e in zip(m.answered, events, strict=True)
-                   if r is not None) / len(events)
+        return sum(weight(r, e) * score_open(r.text, _content(e), metric)
+                   for r, e in zip(m.answered, events, strict=True) if r is not None) / len(events)
 
     return per_stream(completions, stream_events, score)
 

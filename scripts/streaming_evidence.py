@@ -41,7 +41,8 @@ DEFAULT_REWARDS = [{"name": "stream_timing", "weight": 1.0}, {"name": "stream_co
 RECIPE_KEYS = {"rewards", "streaming", "data"}
 FLAG_OF = {"stream_chunk_seconds": None, "num_generations": "generations", "streams_per_step": "streams", "lr": "lr",
            "temperature": None, "max_response_tokens": None, "steps": "steps", "sft_steps": "sft_steps",
-           "kinds": None, "chunks": "chunks", "train": "train", "held_out": "held_out", "seed": "seed"}
+           "kinds": None, "chunks": "chunks", "train": "train", "held_out": "held_out", "seed": "seed",
+           "credit": "credit"}
 
 
 def rewards(sign: float, specs: list | None = None):
@@ -90,16 +91,23 @@ def run(args, specs: list | None = None) -> dict:
     vocab = StreamVocab(sorted(words_of(train + held_out)), max_chunks=args.chunks)
     config = StreamingGRPOConfig(num_generations=args.generations, streams_per_step=args.streams, lr=args.lr,
                                  temperature=args.temperature, max_response_tokens=args.max_response_tokens,
-                                 stream_chunk_seconds=args.stream_chunk_seconds, seed=args.seed)
+                                 stream_chunk_seconds=args.stream_chunk_seconds, seed=args.seed,
+                                 credit=args.credit, adv_scale=args.adv_scale)
     t0 = time.time()
     sft = TinyStreamLM(vocab, seed=args.seed)
     warm_start(sft, train, args.sft_steps, 16, args.seed)
     out = {"config": vars(args), "sft_seconds": round(time.time() - t0, 1)}
     out["sft"] = StreamingGRPOTrainer(sft, train, rewards(1.0, specs), config).evaluate(held_out)
     for name, sign in (("grpo", 1.0), ("control", -1.0)):
+        if name not in args.runs:
+            continue
         t0 = time.time()
         trainer = StreamingGRPOTrainer(copy.deepcopy(sft), train, rewards(sign, specs), config)
-        history = [trainer.train_step(step) for step in range(args.steps)]
+        history = []
+        for step in range(args.steps):
+            history.append(trainer.train_step(step))
+            if args.verbose:
+                print(name, step, {k: round(v, 3) for k, v in history[-1].items()}, flush=True)
         out[name] = trainer.evaluate(held_out)
         out[name]["train_reward_first"] = sum(h["reward"] for h in history[:5]) / 5
         out[name]["train_reward_last"] = sum(h["reward"] for h in history[-5:]) / 5
@@ -120,12 +128,17 @@ def main() -> None:
     p.add_argument("--train", type=int)
     p.add_argument("--held-out", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--credit", choices=["decision", "trajectory"])
+    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--runs", nargs="+", default=["grpo", "control"], choices=["grpo", "control"])
+    p.add_argument("--adv-scale", choices=["group", "batch", "none"], default="group")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None)
     args = p.parse_args()
     specs = read_recipe(args.recipe, args) if args.recipe else None
     defaults = {"steps": 60, "sft_steps": 30, "generations": 8, "streams": 8, "lr": 3e-3, "chunks": 8, "train": 64,
-                "held_out": 48, "seed": 0, "temperature": 1.0, "max_response_tokens": 3, "stream_chunk_seconds": 1.0}
+                "held_out": 48, "seed": 0, "temperature": 1.0, "max_response_tokens": 3, "stream_chunk_seconds": 1.0,
+                "credit": "decision"}
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

@@ -1,5 +1,7 @@
 """The streaming rewards: timing (due window, decay, early and spurious penalties) and content."""
 
+import math
+
 import pytest
 
 from rewards import compose_rewards, score
@@ -43,6 +45,14 @@ def test_stream_content_scores_the_matched_responses():
     assert stream_content_reward(texts, stream_events=[TWO, TWO]) == [0.5, 0.0]
     with pytest.raises(ValueError, match="option 'metric'"):
         stream_content_reward(texts, stream_events=[TWO, TWO], metric="bleu")
+
+
+def test_timed_content_scales_a_late_answer_by_its_timing_credit():
+    texts = ["<t=4.5s> red circle", "<t=6.0s> red circle"]  # due 3.0: on time (1.5 <= 2), then 1 s late
+    untimed = stream_content_reward(texts, stream_events=[ONE, ONE])
+    timed = stream_content_reward(texts, stream_events=[ONE, ONE], timed=True, tolerance=2.0, decay=1.0)
+    assert untimed == [1.0, 1.0]
+    assert timed == [1.0, pytest.approx(math.exp(-1.0))]
 
 
 def test_builtins_from_a_recipe_spec_see_the_sample_column():

@@ -32,6 +32,7 @@ from rlvid.rollout.streaming import (
     stream_chunks,
     stream_rollouts,
 )
+from rlvid.trainers.stream_credit import decision_advantages, reward_to_go, token_advantages
 
 
 @dataclass
@@ -45,6 +46,15 @@ class StreamingGRPOConfig:
     epsilon: float = 0.2
     loss_agg: str = "seq_mean_token_mean"
     seed: int = 0
+    credit: str = "decision"  # "decision": per-decision reward-to-go (trainers/stream_credit.py); "trajectory"
+    adv_scale: str = "group"  # algos.compute_advantages scale: group | batch | none
+
+    def __post_init__(self) -> None:
+        if self.credit not in CREDITS:
+            raise ValueError(f"streaming credit must be one of {list(CREDITS)}, got {self.credit!r}")
+
+
+CREDITS = ("decision", "trajectory")
 
 
 def trajectory_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,9 +100,11 @@ class StreamingGRPOTrainer:
         self.model.eval()
         out = []
         for clip in clips:
-            chunks = stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
-            out += stream_rollouts(self.model, clip.sample.question, chunks, n, sampling, self.generator)
+            out += stream_rollouts(self.model, clip.sample.question, self.chunks_of(clip), n, sampling, self.generator)
         return out
+
+    def chunks_of(self, clip) -> list:
+        return stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
 
     def train_step(self, step: int) -> dict[str, float]:
         c = self.config
@@ -102,9 +114,15 @@ class StreamingGRPOTrainer:
         samples = [clip.sample for clip in clips for _ in range(c.num_generations)]
         rewards = score(self.reward_set, samples, [t.transcript for t in trajs])
         total = torch.tensor(rewards.total, dtype=torch.float32)
-        advantages = compute_advantages(total, num_generations=c.num_generations)
         self.model.train()
         logp, mask = trajectory_logprobs(self.model, trajs)
+        if c.credit == "decision":
+            ends = [[ch.end for ch in self.chunks_of(clip)] for clip in clips for _ in range(c.num_generations)]
+            rtg = reward_to_go(self.reward_set, samples, trajs, ends)
+            per_decision = decision_advantages(rtg, c.num_generations, c.adv_scale)
+            advantages = token_advantages(per_decision, trajs, self.model.vocab, logp.shape[1])
+        else:
+            advantages = compute_advantages(total, num_generations=c.num_generations, scale=c.adv_scale)
         loss, metrics = compute_policy_loss(logp, logp.detach(), advantages, mask, epsilon=c.epsilon,
                                             loss_agg=c.loss_agg)
         self.optimizer.zero_grad()

@@ -1,0 +1,81 @@
+"""Per-decision credit for streaming GRPO: each decision is credited with what it and later decisions earned.
+
+A streaming trajectory makes one decision per chunk (stay silent, or say something). With one
+reward per trajectory, every decision of it gets the same advantage, so a response said on time
+after seven lucky silences is credited to those silences and an early blurt is blamed on the
+decisions before it (the noise that kept trajectory-level GRPO near its start, docs/streaming.md).
+
+Here the trajectory's reward is split over its decisions by scoring transcript prefixes with the
+same `rewards.score`: the reward-to-go of decision j is R(whole transcript) - R(responses said
+before chunk j). For `stream_timing` and `stream_content` this is exactly the sum of what the
+responses of chunks j.. earned (their matching is causal: a response's credit or penalty depends
+only on the responses before it). Any other reward still gets a well-defined marginal split.
+
+The advantage of decision j is GRPO's over the G trajectories of the stream at the same chunk:
+(reward-to-go - group mean) / group std (`algos.compute_advantages` with one group per
+(stream, chunk)); all tokens of a decision (its silence, or its words and `<end>`) carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from rewards import RewardSet, score
+from rlvid.algos.advantages import compute_advantages
+from rlvid.data.stream_transcript import format_transcript
+from rlvid.rollout.streaming import StreamTrajectory
+
+
+def decision_index(traj: StreamTrajectory, vocab) -> list[int]:
+    """For each position of `traj.ids`, the chunk whose decision it belongs to (-1 before the first chunk)."""
+    labels = {i for i, t in enumerate(vocab.tokens) if t.startswith("<t=")}
+    out, chunk = [], -1
+    for token in traj.ids:
+        chunk += token in labels
+        out.append(chunk)
+    return out
+
+
+def reward_to_go(reward_set: RewardSet, samples: Sequence[Any], trajs: Sequence[StreamTrajectory],
+                 chunk_ends: Sequence[Sequence[float]]) -> torch.Tensor:
+    """[B, C] reward earned by decisions j.. of each trajectory (C: most chunks of any stream; 0 past its end)."""
+    if not (len(samples) == len(trajs) == len(chunk_ends)):
+        raise ValueError(f"{len(samples)} samples, {len(trajs)} trajectories, {len(chunk_ends)} chunk lists")
+    width = max(len(e) for e in chunk_ends)
+    texts, rows = [], []
+    for i, (t, ends) in enumerate(zip(trajs, chunk_ends, strict=True)):
+        texts.append(t.transcript)
+        rows.append((i, -1))
+        for j, end in enumerate(ends):
+            texts.append(format_transcript([r for r in t.responses if r.time < end - 1e-6]))
+            rows.append((i, j))
+    scored = score(reward_set, [samples[i] for i, _ in rows], texts).total
+    full = torch.zeros(len(trajs), dtype=torch.float64)
+    before = torch.zeros(len(trajs), width, dtype=torch.float64)
+    valid = torch.zeros(len(trajs), width, dtype=torch.bool)
+    for (i, j), value in zip(rows, scored, strict=True):
+        if j < 0:
+            full[i] = value
+        else:
+            before[i, j], valid[i, j] = value, True
+    return torch.where(valid, full[:, None] - before, torch.zeros_like(before))
+
+
+def decision_advantages(rtg: torch.Tensor, num_generations: int, scale: str = "group") -> torch.Tensor:
+    """[B, C] GRPO advantages of each decision against the same chunk's decisions in its group of G."""
+    b, c = rtg.shape
+    groups = (torch.arange(b)[:, None] // num_generations) * c + torch.arange(c)[None, :]
+    return compute_advantages(rtg.flatten(), group_ids=groups.flatten(), scale=scale).reshape(b, c)
+
+
+def token_advantages(advantages: torch.Tensor, trajs: Sequence[StreamTrajectory], vocab, length: int) -> torch.Tensor:
+    """[B, length] advantage per next-token position (as `trajectory_logprobs`' [B, T-1]): its decision's."""
+    out = torch.zeros(len(trajs), length, dtype=torch.float32)
+    for i, t in enumerate(trajs):
+        index = torch.tensor(decision_index(t, vocab)[1:], dtype=torch.long)  # position k predicts token k+1
+        n = len(index)
+        out[i, :n] = torch.where(index >= 0, advantages[i, index.clamp(min=0)].float(), torch.zeros(n))
+    return out
