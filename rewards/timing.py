@@ -12,8 +12,10 @@ to events by `match_responses`:
 
 `stream_timing` = mean over events of the credit (1 within `tolerance` of the due time, then
 `exp(-(delay - tolerance) / decay)`, 0 when unanswered) minus `early_penalty` per early and
-`spurious_penalty` per spurious response, both divided by the number of events, so the range is
-the same for one and for many events. `stream_content` = mean over events of the matched
+`spurious_penalty` per spurious response and `miss_penalty` per unanswered event, all divided by
+the number of events, so the range is the same for one and for many events. With a miss penalty,
+silence scores low as well as spamming (-miss_penalty and about -spurious_penalty per chunk).
+`stream_content` = mean over events of the matched
 response's `score_open` against the event's content (0 when unanswered). Samples without
 `stream_events` get None (the rewards do not apply). With `timed: true`, each content score is
 scaled by its response's timing credit. The streaming metrics (rlvid/eval/
@@ -82,16 +84,18 @@ def stream_timing_reward(
     decay: float = 1.0,
     early_penalty: float = 0.5,
     spurious_penalty: float = 0.5,
+    miss_penalty: float = 0.0,
     **kwargs: Any,
 ) -> list[float | None]:
     """Timing of each transcript's responses against its sample's `stream_events` (module docstring)."""
-    if tolerance < 0 or decay < 0 or early_penalty < 0 or spurious_penalty < 0:
+    if min(tolerance, decay, early_penalty, spurious_penalty, miss_penalty) < 0:
         raise ValueError("stream_timing: tolerance, decay and the penalties must be >= 0")
 
     def score(m: StreamMatch, events: list[Any]) -> float:
         credit = sum(timing_credit(r.time - _due(e), tolerance, decay)
                      for r, e in zip(m.answered, events, strict=True) if r is not None)
-        penalty = early_penalty * len(m.early) + spurious_penalty * len(m.spurious)
+        missed = sum(r is None for r in m.answered)
+        penalty = early_penalty * len(m.early) + spurious_penalty * len(m.spurious) + miss_penalty * missed
         return (credit - penalty) / len(events)
 
     return per_stream(completions, stream_events, score)
