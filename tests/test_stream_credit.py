@@ -33,12 +33,16 @@ def test_reward_to_go_splits_the_trajectory_reward_over_its_decisions():
     assert silent[0].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
-def test_decision_advantages_compare_the_same_chunk_within_a_group_only():
-    rtg = torch.tensor([[1.0, 0.0], [0.0, 0.0], [5.0, 2.0], [5.0, 4.0]])
-    adv = decision_advantages(rtg, num_generations=2)
-    assert adv[0, 0] > 0 > adv[1, 0]  # group 0, chunk 0: 1 vs 0
-    assert adv[0, 1] == 0 and adv[1, 1] == 0  # equal reward-to-go: no signal
-    assert adv[2, 0] == 0 and adv[3, 1] > 0 > adv[2, 1]  # group 1 is not compared with group 0
+def test_decision_advantages_compare_decisions_taken_from_the_same_tree_node_only():
+    vocab = StreamVocab(WORDS, max_chunks=8)
+    a, b, c = _traj({2: "red circle"}), _traj({0: "red"}), _traj({3: "red circle"})
+    rtg = torch.tensor([[1.0, 1.0, 1.0, 0.0], [-0.5, 0.0, 0.0, 0.0], [0.4, 0.4, 0.4, 0.4]])
+    adv = decision_advantages(rtg, [a, b, c], vocab, num_generations=3)
+    assert adv[0, 0] > adv[2, 0] > 0 > adv[1, 0]  # chunk 0: all three at the start node
+    assert adv[1, 1] == 0 and adv[0, 1] > 0 > adv[2, 1]  # chunk 1: b spoke, so it stands alone
+    assert adv[0, 3] == 0 and adv[2, 3] == 0  # chunk 3: a spoke at chunk 2, so a and c differ
+    apart = decision_advantages(rtg, [a, b, c], vocab, num_generations=1)  # three streams: no comparison
+    assert torch.all(apart == 0)
 
 
 def test_every_token_of_a_decision_carries_its_advantage_and_nothing_else_does():

@@ -11,9 +11,13 @@ before chunk j). For `stream_timing` and `stream_content` this is exactly the su
 responses of chunks j.. earned (their matching is causal: a response's credit or penalty depends
 only on the responses before it). Any other reward still gets a well-defined marginal split.
 
-The advantage of decision j is GRPO's over the G trajectories of the stream at the same chunk:
-(reward-to-go - group mean) / group std (`algos.compute_advantages` with one group per
-(stream, chunk)); all tokens of a decision (its silence, or its words and `<end>`) carry it.
+The advantage of decision j is GRPO's over the trajectories of the stream that reached the same
+node of the rollout tree (equal token sequences up to decision j): (reward-to-go - node mean) /
+node std (`algos.compute_advantages`, one group per node). Trajectories that are still silent
+share one node, so every "speak now or wait" decision is compared with the others taken from
+the very same state. (A baseline over all G at the same chunk mixes in trajectories that already
+spoke: measured, it rewarded waiting at the due chunk and did not learn.) All tokens of a
+decision (its silence, or its words and `<end>`) carry its advantage.
 """
 
 from __future__ import annotations
@@ -64,11 +68,30 @@ def reward_to_go(reward_set: RewardSet, samples: Sequence[Any], trajs: Sequence[
     return torch.where(valid, full[:, None] - before, torch.zeros_like(before))
 
 
-def decision_advantages(rtg: torch.Tensor, num_generations: int, scale: str = "group") -> torch.Tensor:
-    """[B, C] GRPO advantages of each decision against the same chunk's decisions in its group of G."""
+def decision_advantages(rtg: torch.Tensor, trajs: Sequence[StreamTrajectory], vocab, num_generations: int,
+                        scale: str = "group") -> torch.Tensor:
+    """[B, C] GRPO advantages of each decision against the decisions taken from the same tree node.
+
+    Two trajectories of a group are at the same node before decision j when their token
+    sequences are equal up to it (they saw the same frames and said the same things), so their
+    reward-to-go differ only by what they chose from there: an exact comparison of actions. A
+    decision alone at its node gets 0 (no comparison).
+    """
     b, c = rtg.shape
-    groups = (torch.arange(b)[:, None] // num_generations) * c + torch.arange(c)[None, :]
-    return compute_advantages(rtg.flatten(), group_ids=groups.flatten(), scale=scale).reshape(b, c)
+    nodes: dict[tuple, int] = {}
+    groups = torch.full((b, c), -1, dtype=torch.long)
+    for i, t in enumerate(trajs):
+        index = decision_index(t, vocab)
+        firsts = {}
+        for pos, (chunk, policy) in enumerate(zip(index, t.policy_mask, strict=True)):
+            if policy and chunk not in firsts:
+                firsts[chunk] = pos
+        for j, pos in firsts.items():
+            groups[i, j] = nodes.setdefault((i // num_generations, tuple(t.ids[:pos])), len(nodes))
+    flat = groups.flatten()
+    free = flat < 0  # chunks a stream does not have: their own singleton groups
+    flat[free] = len(nodes) + torch.arange(int(free.sum()))
+    return compute_advantages(rtg.flatten(), group_ids=flat, scale=scale).reshape(b, c)
 
 
 def token_advantages(advantages: torch.Tensor, trajs: Sequence[StreamTrajectory], vocab, length: int) -> torch.Tensor:

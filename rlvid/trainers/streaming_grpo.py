@@ -119,7 +119,7 @@ class StreamingGRPOTrainer:
         if c.credit == "decision":
             ends = [[ch.end for ch in self.chunks_of(clip)] for clip in clips for _ in range(c.num_generations)]
             rtg = reward_to_go(self.reward_set, samples, trajs, ends)
-            per_decision = decision_advantages(rtg, c.num_generations, c.adv_scale)
+            per_decision = decision_advantages(rtg, trajs, self.model.vocab, c.num_generations, c.adv_scale)
             advantages = token_advantages(per_decision, trajs, self.model.vocab, logp.shape[1])
         else:
             advantages = compute_advantages(total, num_generations=c.num_generations, scale=c.adv_scale)
