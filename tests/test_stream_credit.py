@@ -7,13 +7,14 @@ from rewards import compose_rewards
 from rlvid.data.sample import Sample, StreamEvent
 from rlvid.models.stream_lm import StreamVocab
 from rlvid.rollout.streaming import StreamChunk, teacher_trajectory
-from rlvid.trainers.stream_credit import decision_advantages, decision_index, reward_to_go, token_advantages
+from rlvid.trainers.stream_credit import decision_index, reward_to_go, tree_advantages
 
 WORDS = "tell me when the red circle appears".split()
 QUESTION = "Tell me when the red circle appears."
 SAMPLE = Sample("s", "s.mp4", 4.0, "open_qa", QUESTION, answer="red circle",
                 stream_events=[StreamEvent(2.0, "red circle")])
-REWARDS = compose_rewards([{"name": "stream_timing", "kwargs": {"early_penalty": 0.5, "spurious_penalty": 0.25}}])
+REWARDS = compose_rewards([{"name": "stream_timing", "kwargs": {"early_penalty": 0.5, "spurious_penalty": 0.25}},
+                           {"name": "stream_content", "weight": 0.5}])
 
 
 def _chunks(n=4):
@@ -27,33 +28,43 @@ def _traj(said):
 def test_reward_to_go_splits_the_trajectory_reward_over_its_decisions():
     # early after chunk 0 (t=1, -0.5), on time after chunk 2 (t=3, +1), a repeat after chunk 3 (t=4, -0.25)
     t = _traj({0: "red", 2: "red circle", 3: "red"})
-    rtg = reward_to_go(REWARDS, [SAMPLE], [t], [[1.0, 2.0, 3.0, 4.0]])
-    assert rtg[0].tolist() == pytest.approx([0.25, 0.75, 0.75, -0.25])
-    silent = reward_to_go(REWARDS, [SAMPLE], [_traj({})], [[1.0, 2.0, 3.0, 4.0]])
+    rtg, words = reward_to_go(REWARDS, [SAMPLE], [t], [[1.0, 2.0, 3.0, 4.0]], word_rewards=["stream_content"])
+    assert rtg[0].tolist() == pytest.approx([0.25 + 0.5, 0.75 + 0.5, 0.75 + 0.5, -0.25])
+    assert words[0].tolist() == pytest.approx([0.5, 0.5, 0.5, 0.0])  # only the on-time "red circle" has content
+    silent, _ = reward_to_go(REWARDS, [SAMPLE], [_traj({})], [[1.0, 2.0, 3.0, 4.0]])
     assert silent[0].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
-def test_decision_advantages_compare_decisions_taken_from_the_same_tree_node_only():
+def _policy_advantages(adv, t):
+    return [adv[i - 1].item() for i, m in enumerate(t.policy_mask) if m]  # position i-1 predicts token i
+
+
+def test_tree_advantages_compare_tokens_chosen_at_the_same_node_only():
     vocab = StreamVocab(WORDS, max_chunks=8)
     a, b, c = _traj({2: "red circle"}), _traj({0: "red"}), _traj({3: "red circle"})
     rtg = torch.tensor([[1.0, 1.0, 1.0, 0.0], [-0.5, 0.0, 0.0, 0.0], [0.4, 0.4, 0.4, 0.4]])
-    adv = decision_advantages(rtg, [a, b, c], vocab, num_generations=3)
-    assert adv[0, 0] > adv[2, 0] > 0 > adv[1, 0]  # chunk 0: all three at the start node
-    assert adv[1, 1] == 0 and adv[0, 1] > 0 > adv[2, 1]  # chunk 1: b spoke, so it stands alone
-    assert adv[0, 3] == 0 and adv[2, 3] == 0  # chunk 3: a spoke at chunk 2, so a and c differ
-    apart = decision_advantages(rtg, [a, b, c], vocab, num_generations=1)  # three streams: no comparison
+    words = torch.tensor([[0.5, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [0.2, 0.2, 0.2, 0.2]])
+    length = max(len(t.ids) for t in (a, b, c)) - 1
+    adv = tree_advantages(rtg, words, [a, b, c], vocab, num_generations=3, length=length)
+    pa, pb, pc = (_policy_advantages(adv[i], t) for i, t in enumerate((a, b, c)))
+    # a: silent, silent, red circle <end>, silent; b: red <end>, silent x3; c: silent x3, red circle <end>
+    assert pa[0] > pc[0] > 0 > pb[0]  # chunk 0: all three at the start node
+    assert pb[1:] == [0.0, 0.0, 0.0, 0.0]  # b's "<end>" and later silences: b is alone at its nodes
+    assert pa[1] > 0 > pc[1]  # chunk 1: a and c are still together
+    assert pa[2] > 0 > pc[2]  # chunk 2: a says "red" (valued by rtg 1.0), c stays silent (0.4)
+    assert pa[3:] == [0.0, 0.0, 0.0] and pc[3:] == [0.0, 0.0, 0.0]  # after they differ: alone
+    assert torch.all(adv[:, :len(vocab.encode(QUESTION))] == 0)  # the question precedes every decision
+    apart = tree_advantages(rtg, words, [a, b, c], vocab, num_generations=1, length=length)  # three streams
     assert torch.all(apart == 0)
 
 
-def test_every_token_of_a_decision_carries_its_advantage_and_nothing_else_does():
+def test_further_words_are_valued_by_the_word_rewards_only():
     vocab = StreamVocab(WORDS, max_chunks=8)
-    t = _traj({2: "red circle"})
-    index = decision_index(t, vocab)
-    policy = [i for i, m in enumerate(t.policy_mask) if m]
-    assert [index[i] for i in policy] == [0, 1, 2, 2, 2, 3]  # silent, silent, red circle <end>, silent
-    per_decision = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
-    adv = token_advantages(per_decision, [t], vocab, len(t.ids) - 1)
-    chosen = [adv[0, i - 1].item() for i in policy]  # position i-1 predicts token i
-    assert chosen == [10.0, 20.0, 30.0, 30.0, 30.0, 40.0]
-    prompt = len(vocab.encode(QUESTION))
-    assert torch.all(adv[0, :prompt] == 0)  # the question precedes every decision
+    good, bad = _traj({1: "red circle"}), _traj({1: "red red"})
+    rtg = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])  # same timing reward
+    words = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # only "red circle" is right
+    adv = tree_advantages(rtg, words, [good, bad], vocab, num_generations=2, length=len(good.ids) - 1)
+    pg, pbad = _policy_advantages(adv[0], good), _policy_advantages(adv[1], bad)
+    assert pg[:2] == [0.0, 0.0] and pbad[:2] == [0.0, 0.0]  # silent, then "red": same choice, same value
+    assert pg[2] > 0 > pbad[2]  # "circle" vs "red" after "red": the content decides
+    assert decision_index(good, vocab)[-1] == 3

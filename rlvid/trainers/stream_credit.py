@@ -11,13 +11,20 @@ before chunk j). For `stream_timing` and `stream_content` this is exactly the su
 responses of chunks j.. earned (their matching is causal: a response's credit or penalty depends
 only on the responses before it). Any other reward still gets a well-defined marginal split.
 
-The advantage of decision j is GRPO's over the trajectories of the stream that reached the same
-node of the rollout tree (equal token sequences up to decision j): (reward-to-go - node mean) /
-node std (`algos.compute_advantages`, one group per node). Trajectories that are still silent
-share one node, so every "speak now or wait" decision is compared with the others taken from
-the very same state. (A baseline over all G at the same chunk mixes in trajectories that already
-spoke: measured, it rewarded waiting at the due chunk and did not learn.) All tokens of a
-decision (its silence, or its words and `<end>`) carry its advantage.
+Advantages are GRPO's over the trajectories of the stream that reached the same node of the
+rollout tree (equal token sequences up to the token): (value - node mean) / node std
+(`algos.compute_advantages`, one group per node); a token alone at its node gets 0.
+Trajectories that are still silent share one node, so every "speak now or wait" choice is
+compared with the others taken from the very same state. (A baseline over all G at the same
+chunk mixes in trajectories that already spoke: measured, it rewarded waiting at the due chunk
+and did not learn.)
+
+- The first token of a decision (`<silent>`, or the first word: the choice to speak now) is
+  valued by the decision's whole reward-to-go.
+- The further words and `<end>` of a response are valued by the reward-to-go of the *word*
+  rewards only (`word_rewards`, e.g. `stream_content`): when to speak is not theirs to answer
+  for. (Valued by the whole reward, "red circle" was blamed for every early response and the
+  answers degenerated to other words: content 0.)
 """
 
 from __future__ import annotations
@@ -44,8 +51,12 @@ def decision_index(traj: StreamTrajectory, vocab) -> list[int]:
 
 
 def reward_to_go(reward_set: RewardSet, samples: Sequence[Any], trajs: Sequence[StreamTrajectory],
-                 chunk_ends: Sequence[Sequence[float]]) -> torch.Tensor:
-    """[B, C] reward earned by decisions j.. of each trajectory (C: most chunks of any stream; 0 past its end)."""
+                 chunk_ends: Sequence[Sequence[float]], word_rewards: Sequence[str] = ()
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, C] reward earned by decisions j.. of each trajectory, in total and by the `word_rewards` labels only.
+
+    C is the most chunks of any stream; entries past a stream's end are 0.
+    """
     if not (len(samples) == len(trajs) == len(chunk_ends)):
         raise ValueError(f"{len(samples)} samples, {len(trajs)} trajectories, {len(chunk_ends)} chunk lists")
     width = max(len(e) for e in chunk_ends)
@@ -56,49 +67,45 @@ def reward_to_go(reward_set: RewardSet, samples: Sequence[Any], trajs: Sequence[
         for j, end in enumerate(ends):
             texts.append(format_transcript([r for r in t.responses if r.time < end - 1e-6]))
             rows.append((i, j))
-    scored = score(reward_set, [samples[i] for i, _ in rows], texts).total
-    full = torch.zeros(len(trajs), dtype=torch.float64)
-    before = torch.zeros(len(trajs), width, dtype=torch.float64)
-    valid = torch.zeros(len(trajs), width, dtype=torch.bool)
-    for (i, j), value in zip(rows, scored, strict=True):
-        if j < 0:
-            full[i] = value
-        else:
-            before[i, j], valid[i, j] = value, True
-    return torch.where(valid, full[:, None] - before, torch.zeros_like(before))
+    out = score(reward_set, [samples[i] for i, _ in rows], texts)
+    weights = {r.label: r.weight for r in reward_set.rewards if r.label in set(word_rewards)}
+    words = [sum(w * (out.scores[label][k] or 0.0) for label, w in weights.items()) for k in range(len(rows))]
+    result = []
+    for values in (out.total, words):
+        full = torch.zeros(len(trajs), dtype=torch.float64)
+        before = torch.zeros(len(trajs), width, dtype=torch.float64)
+        valid = torch.zeros(len(trajs), width, dtype=torch.bool)
+        for (i, j), value in zip(rows, values, strict=True):
+            if j < 0:
+                full[i] = value
+            else:
+                before[i, j], valid[i, j] = value, True
+        result.append(torch.where(valid, full[:, None] - before, torch.zeros_like(before)))
+    return result[0], result[1]
 
 
-def decision_advantages(rtg: torch.Tensor, trajs: Sequence[StreamTrajectory], vocab, num_generations: int,
-                        scale: str = "group") -> torch.Tensor:
-    """[B, C] GRPO advantages of each decision against the decisions taken from the same tree node.
+def tree_advantages(rtg: torch.Tensor, word_rtg: torch.Tensor, trajs: Sequence[StreamTrajectory], vocab,
+                    num_generations: int, length: int, scale: str = "group") -> torch.Tensor:
+    """[B, length] advantage per next-token position (as `trajectory_logprobs`' [B, T-1]), 0 off the policy tokens.
 
-    Two trajectories of a group are at the same node before decision j when their token
-    sequences are equal up to it (they saw the same frames and said the same things), so their
-    reward-to-go differ only by what they chose from there: an exact comparison of actions. A
-    decision alone at its node gets 0 (no comparison).
+    A decision's first token is valued by `rtg` of its chunk, its further tokens by `word_rtg`;
+    each is compared with the tokens chosen at the same tree node of its group of G.
     """
-    b, c = rtg.shape
     nodes: dict[tuple, int] = {}
-    groups = torch.full((b, c), -1, dtype=torch.long)
+    where, groups, values = [], [], []
     for i, t in enumerate(trajs):
         index = decision_index(t, vocab)
-        firsts = {}
         for pos, (chunk, policy) in enumerate(zip(index, t.policy_mask, strict=True)):
-            if policy and chunk not in firsts:
-                firsts[chunk] = pos
-        for j, pos in firsts.items():
-            groups[i, j] = nodes.setdefault((i // num_generations, tuple(t.ids[:pos])), len(nodes))
-    flat = groups.flatten()
-    free = flat < 0  # chunks a stream does not have: their own singleton groups
-    flat[free] = len(nodes) + torch.arange(int(free.sum()))
-    return compute_advantages(rtg.flatten(), group_ids=flat, scale=scale).reshape(b, c)
-
-
-def token_advantages(advantages: torch.Tensor, trajs: Sequence[StreamTrajectory], vocab, length: int) -> torch.Tensor:
-    """[B, length] advantage per next-token position (as `trajectory_logprobs`' [B, T-1]): its decision's."""
+            if not policy:
+                continue
+            first = not t.policy_mask[pos - 1] or index[pos - 1] != chunk
+            where.append((i, pos - 1))  # position pos-1 predicts token pos
+            groups.append(nodes.setdefault((i // num_generations, tuple(t.ids[:pos])), len(nodes)))
+            values.append(float((rtg if first else word_rtg)[i, chunk]))
     out = torch.zeros(len(trajs), length, dtype=torch.float32)
-    for i, t in enumerate(trajs):
-        index = torch.tensor(decision_index(t, vocab)[1:], dtype=torch.long)  # position k predicts token k+1
-        n = len(index)
-        out[i, :n] = torch.where(index >= 0, advantages[i, index.clamp(min=0)].float(), torch.zeros(n))
+    if not values:
+        return out
+    adv = compute_advantages(torch.tensor(values, dtype=torch.float64), group_ids=torch.tensor(groups), scale=scale)
+    rows, cols = zip(*where, strict=True)
+    out[list(rows), list(cols)] = adv.float()
     return out

@@ -32,7 +32,7 @@ from rlvid.rollout.streaming import (
     stream_chunks,
     stream_rollouts,
 )
-from rlvid.trainers.stream_credit import decision_advantages, reward_to_go, token_advantages
+from rlvid.trainers.stream_credit import reward_to_go, tree_advantages
 
 
 @dataclass
@@ -48,6 +48,7 @@ class StreamingGRPOConfig:
     seed: int = 0
     credit: str = "decision"  # "decision": per-decision reward-to-go (trainers/stream_credit.py); "trajectory"
     adv_scale: str = "group"  # algos.compute_advantages scale: group | batch | none
+    word_rewards: tuple[str, ...] = ("stream_content",)  # reward labels that value a response's further words
 
     def __post_init__(self) -> None:
         if self.credit not in CREDITS:
@@ -118,9 +119,9 @@ class StreamingGRPOTrainer:
         logp, mask = trajectory_logprobs(self.model, trajs)
         if c.credit == "decision":
             ends = [[ch.end for ch in self.chunks_of(clip)] for clip in clips for _ in range(c.num_generations)]
-            rtg = reward_to_go(self.reward_set, samples, trajs, ends)
-            per_decision = decision_advantages(rtg, trajs, self.model.vocab, c.num_generations, c.adv_scale)
-            advantages = token_advantages(per_decision, trajs, self.model.vocab, logp.shape[1])
+            rtg, word_rtg = reward_to_go(self.reward_set, samples, trajs, ends, c.word_rewards)
+            advantages = tree_advantages(rtg, word_rtg, trajs, self.model.vocab, c.num_generations, logp.shape[1],
+                                         c.adv_scale)
         else:
             advantages = compute_advantages(total, num_generations=c.num_generations, scale=c.adv_scale)
         loss, metrics = compute_policy_loss(logp, logp.detach(), advantages, mask, epsilon=c.epsilon,
@@ -134,8 +135,13 @@ class StreamingGRPOTrainer:
         out.update({f"rewards/{k}": sum(v or 0.0 for v in vals) / len(vals) for k, vals in rewards.scores.items()})
         return out
 
+    def greedy_sampling(self) -> StreamSampling:
+        return StreamSampling(0.0, self.config.max_response_tokens)
+
+    def metrics_of(self, trajs: Sequence[StreamTrajectory], clips: Sequence, tolerance: float = 1.0) -> dict:
+        return streaming_metrics([t.transcript for t in trajs], [c.sample for c in clips], tolerance=tolerance)
+
     @torch.no_grad()
     def evaluate(self, clips: Sequence, tolerance: float = 1.0) -> dict[str, float]:
         """Streaming metrics of greedy rollouts (one per clip)."""
-        trajs = self.rollouts(clips, 1, StreamSampling(0.0, self.config.max_response_tokens))
-        return streaming_metrics([t.transcript for t in trajs], [c.sample for c in clips], tolerance=tolerance)
+        return self.metrics_of(self.rollouts(clips, 1, self.greedy_sampling()), clips, tolerance)
