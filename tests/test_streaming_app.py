@@ -21,6 +21,7 @@ def test_the_shipped_recipe_is_a_streaming_recipe_and_bad_keys_name_the_file(tmp
     assert is_streaming_recipe(RECIPE)
     recipe = load_stream_recipe(RECIPE)
     assert recipe.streaming.credit == "decision" and recipe.data.kinds == ["alert"]
+    assert load_stream_recipe(RECIPE, ["streaming.lr=1e-3"]).streaming.lr == 1e-3  # YAML reads 1e-3 as a string
     with pytest.raises(ValueError, match=r"grpo_streaming.yaml: unknown key 'streaming.lrr'"):
         load_stream_recipe(RECIPE, ["streaming.lrr=1"])
     with pytest.raises(ValueError, match=r"'streaming.credit' must be one of"):

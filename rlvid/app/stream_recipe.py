@@ -102,12 +102,19 @@ def _section(path, name: str, cls, values: dict) -> Any:
         if key not in allowed:
             raise ValueError(f"{path}: unknown key '{name}.{key}'; allowed: {sorted(allowed)}")
         default = getattr(cls(), key)
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        if isinstance(default, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+            value = _float_or_same(value)  # YAML reads 1e-3 (no dot) as a string
         if type(value) is not type(default):
             raise ValueError(f"{path}: '{name}.{key}' must be {type(default).__name__}, got {value!r}")
         out[key] = value
     return cls(**out)
+
+
+def _float_or_same(value: Any) -> Any:
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def _check(recipe: StreamRecipe) -> None:
