@@ -49,13 +49,14 @@ def test_tree_advantages_compare_tokens_chosen_at_the_same_node_only():
     pa, pb, pc = (_policy_advantages(adv[i], t) for i, t in enumerate((a, b, c)))
     # a: silent, silent, red circle <end>, silent; b: red <end>, silent x3; c: silent x3, red circle <end>
     assert pa[0] > pc[0] > 0 > pb[0]  # chunk 0: all three at the start node
-    assert pb[1:] == [0.0, 0.0, 0.0, 0.0]  # b's "<end>" and later silences: b is alone at its nodes
+    assert pb[1:] == [0.0, 0.0, 0.0, 0.0]  # b alone at its nodes: its "<end>" and silences earned nothing
     assert pa[1] > 0 > pc[1]  # chunk 1: a and c are still together
     assert pa[2] > 0 > pc[2]  # chunk 2: a says "red" (valued by rtg 1.0), c stays silent (0.4)
-    assert pa[3:] == [0.0, 0.0, 0.0] and pc[3:] == [0.0, 0.0, 0.0]  # after they differ: alone
+    # after they differ each is alone: a token gets what its own decision earned (its words: content)
+    assert pa[3:] == pytest.approx([0.5, 0.5, 0.0]) and pc[3:] == pytest.approx([0.4, 0.2, 0.2])
     assert torch.all(adv[:, :len(vocab.encode(QUESTION))] == 0)  # the question precedes every decision
-    apart = tree_advantages(rtg, words, [a, b, c], vocab, num_generations=1, length=length)  # three streams
-    assert torch.all(apart == 0)
+    apart = tree_advantages(rtg, words, [a, b, c], vocab, num_generations=1, length=length, singleton_own=False)
+    assert torch.all(apart == 0)  # three streams: no comparison at all
 
 
 def test_further_words_are_valued_by_the_word_rewards_only():

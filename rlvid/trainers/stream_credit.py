@@ -13,11 +13,15 @@ only on the responses before it). Any other reward still gets a well-defined mar
 
 Advantages are GRPO's over the trajectories of the stream that reached the same node of the
 rollout tree (equal token sequences up to the token): (value - node mean) / node std
-(`algos.compute_advantages`, one group per node); a token alone at its node gets 0.
+(`algos.compute_advantages`, one group per node).
 Trajectories that are still silent share one node, so every "speak now or wait" choice is
 compared with the others taken from the very same state. (A baseline over all G at the same
 chunk mixes in trajectories that already spoke: measured, it rewarded waiting at the due chunk
-and did not learn.)
+and did not learn.) A token alone at its node (mostly: every decision after a trajectory's first
+response, which no other trajectory shares) has nothing to be compared with; it gets what its
+own decision earned (its reward-to-go minus the next decision's: -spurious_penalty for a repeat,
+0 for a silence). (With 0 there, nothing held back repeats: the push towards speaking when the
+event is visible spread to the decisions after an answer, and measured runs drifted to spamming.)
 
 - The first token of a decision (`<silent>`, or the first word: the choice to speak now) is
   valued by the decision's whole reward-to-go.
@@ -85,27 +89,36 @@ def reward_to_go(reward_set: RewardSet, samples: Sequence[Any], trajs: Sequence[
 
 
 def tree_advantages(rtg: torch.Tensor, word_rtg: torch.Tensor, trajs: Sequence[StreamTrajectory], vocab,
-                    num_generations: int, length: int, scale: str = "group") -> torch.Tensor:
+                    num_generations: int, length: int, scale: str = "group",
+                    singleton_own: bool = True) -> torch.Tensor:
     """[B, length] advantage per next-token position (as `trajectory_logprobs`' [B, T-1]), 0 off the policy tokens.
 
     A decision's first token is valued by `rtg` of its chunk, its further tokens by `word_rtg`;
-    each is compared with the tokens chosen at the same tree node of its group of G.
+    each is compared with the tokens chosen at the same tree node of its group of G. A token alone
+    at its node gets, with `singleton_own`, what its decision itself earned (its reward-to-go minus
+    the next decision's), else 0.
     """
     nodes: dict[tuple, int] = {}
-    where, groups, values = [], [], []
+    where, groups, values, own = [], [], [], []
     for i, t in enumerate(trajs):
         index = decision_index(t, vocab)
         for pos, (chunk, policy) in enumerate(zip(index, t.policy_mask, strict=True)):
             if not policy:
                 continue
             first = not t.policy_mask[pos - 1] or index[pos - 1] != chunk
+            value = rtg if first else word_rtg
+            later = float(value[i, chunk + 1]) if chunk + 1 < value.shape[1] else 0.0
             where.append((i, pos - 1))  # position pos-1 predicts token pos
             groups.append(nodes.setdefault((i // num_generations, tuple(t.ids[:pos])), len(nodes)))
-            values.append(float((rtg if first else word_rtg)[i, chunk]))
+            values.append(float(value[i, chunk]))
+            own.append(float(value[i, chunk]) - later)  # what this decision itself earned
     out = torch.zeros(len(trajs), length, dtype=torch.float32)
     if not values:
         return out
-    adv = compute_advantages(torch.tensor(values, dtype=torch.float64), group_ids=torch.tensor(groups), scale=scale)
+    group_ids = torch.tensor(groups)
+    adv = compute_advantages(torch.tensor(values, dtype=torch.float64), group_ids=group_ids, scale=scale)
+    alone = torch.bincount(group_ids)[group_ids] == 1
+    adv = torch.where(alone & torch.tensor(singleton_own), torch.tensor(own, dtype=torch.float64), adv)
     rows, cols = zip(*where, strict=True)
     out[list(rows), list(cols)] = adv.float()
     return out

@@ -44,7 +44,10 @@ class StreamingGRPOConfig:
     max_response_tokens: int = 3
     stream_chunk_seconds: float = 1.0
     epsilon: float = 0.2
-    loss_agg: str = "seq_mean_token_mean"
+    # Dr.GRPO's sum over a trajectory's tokens / (trajectories x chunks): with a mean per trajectory, the
+    # negative advantages of a trajectory that speaks after every chunk were spread thin over its many
+    # tokens, and measured runs drifted to spamming while the reward fell.
+    loss_agg: str = "seq_mean_token_sum_norm"
     seed: int = 0
     credit: str = "decision"  # "decision": per-decision reward-to-go (trainers/stream_credit.py); "trajectory"
     adv_scale: str = "group"  # algos.compute_advantages scale: group | batch | none
@@ -124,8 +127,9 @@ class StreamingGRPOTrainer:
                                          c.adv_scale)
         else:
             advantages = compute_advantages(total, num_generations=c.num_generations, scale=c.adv_scale)
+        chunks = max(len(self.chunks_of(clip)) for clip in clips)
         loss, metrics = compute_policy_loss(logp, logp.detach(), advantages, mask, epsilon=c.epsilon,
-                                            loss_agg=c.loss_agg)
+                                            loss_agg=c.loss_agg, max_completion_length=chunks)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
