@@ -35,28 +35,30 @@ def test_reward_to_go_splits_the_trajectory_reward_over_its_decisions():
     assert silent[0].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
-def _policy_advantages(adv, t):
-    return [adv[i - 1].item() for i, m in enumerate(t.policy_mask) if m]  # position i-1 predicts token i
+def _choices(decision, words, t):
+    """(decision advantage, word advantage) of each policy token of `t` (position i-1 predicts token i)."""
+    return [(decision[i - 1].item(), words[i - 1].item()) for i, m in enumerate(t.policy_mask) if m]
 
 
-def test_tree_advantages_compare_tokens_chosen_at_the_same_node_only():
+def test_tree_advantages_compare_choices_made_at_the_same_node_only():
     vocab = StreamVocab(WORDS, max_chunks=8)
     a, b, c = _traj({2: "red circle"}), _traj({0: "red"}), _traj({3: "red circle"})
     rtg = torch.tensor([[1.0, 1.0, 1.0, 0.0], [-0.5, 0.0, 0.0, 0.0], [0.4, 0.4, 0.4, 0.4]])
     words = torch.tensor([[0.5, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [0.2, 0.2, 0.2, 0.2]])
     length = max(len(t.ids) for t in (a, b, c)) - 1
-    adv = tree_advantages(rtg, words, [a, b, c], vocab, num_generations=3, length=length)
-    pa, pb, pc = (_policy_advantages(adv[i], t) for i, t in enumerate((a, b, c)))
+    dec, wrd = tree_advantages(rtg, words, [a, b, c], vocab, num_generations=3, length=length)
+    ca, cb, cc = (_choices(dec[i], wrd[i], t) for i, t in enumerate((a, b, c)))
     # a: silent, silent, red circle <end>, silent; b: red <end>, silent x3; c: silent x3, red circle <end>
-    assert pa[0] > pc[0] > 0 > pb[0]  # chunk 0: all three at the start node
-    assert pb[1:] == [0.0, 0.0, 0.0, 0.0]  # b alone at its nodes: its "<end>" and silences earned nothing
-    assert pa[1] > 0 > pc[1]  # chunk 1: a and c are still together
-    assert pa[2] > 0 > pc[2]  # chunk 2: a says "red" (valued by rtg 1.0), c stays silent (0.4)
-    # after they differ each is alone: a token gets what its own decision earned (its words: content)
-    assert pa[3:] == pytest.approx([0.5, 0.5, 0.0]) and pc[3:] == pytest.approx([0.4, 0.2, 0.2])
-    assert torch.all(adv[:, :len(vocab.encode(QUESTION))] == 0)  # the question precedes every decision
+    assert ca[0][0] > cc[0][0] > 0 > cb[0][0]  # chunk 0: all three decide at the start node
+    assert ca[1][0] > 0 > cc[1][0]  # chunk 1: a and c (both still silent) share a node; b is alone
+    assert ca[2][0] > 0 > cc[2][0]  # chunk 2: a speaks (its reward-to-go 1.0), c waits (0.4)
+    # alone at a node, a choice gets what its own decision earned: a's words their content (0.5)
+    assert ca[2][1] == ca[3][1] == ca[4][1] == pytest.approx(0.5) and ca[5] == (0.0, 0.0)
+    assert cc[3] == pytest.approx((0.4, 0.2)) and cb[1:] == [(0.0, 0.0)] * 4
+    assert all(w == 0 for d, w in ca[:2] + cc[:3])  # silences have no word choice
+    assert torch.all(dec[:, :len(vocab.encode(QUESTION))] == 0)  # the question precedes every decision
     apart = tree_advantages(rtg, words, [a, b, c], vocab, num_generations=1, length=length, singleton_own=False)
-    assert torch.all(apart == 0)  # three streams: no comparison at all
+    assert all(torch.all(x == 0) for x in apart)  # three streams, nothing shared: no comparison at all
 
 
 def test_further_words_are_valued_by_the_word_rewards_only():
@@ -64,8 +66,8 @@ def test_further_words_are_valued_by_the_word_rewards_only():
     good, bad = _traj({1: "red circle"}), _traj({1: "red red"})
     rtg = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])  # same timing reward
     words = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # only "red circle" is right
-    adv = tree_advantages(rtg, words, [good, bad], vocab, num_generations=2, length=len(good.ids) - 1)
-    pg, pbad = _policy_advantages(adv[0], good), _policy_advantages(adv[1], bad)
-    assert pg[:2] == [0.0, 0.0] and pbad[:2] == [0.0, 0.0]  # silent, then "red": same choice, same value
-    assert pg[2] > 0 > pbad[2]  # "circle" vs "red" after "red": the content decides
+    dec, wrd = tree_advantages(rtg, words, [good, bad], vocab, num_generations=2, length=len(good.ids) - 1)
+    cg, cb = _choices(dec[0], wrd[0], good), _choices(dec[1], wrd[1], bad)
+    assert cg[1][0] == cb[1][0] == 0  # both chose to speak after chunk 1 and earned the same timing
+    assert cg[2][1] > 0 > cb[2][1] and cg[2][0] == cb[2][0] == 0  # "circle" vs "red": the content decides
     assert decision_index(good, vocab)[-1] == 3

@@ -90,35 +90,50 @@ def reward_to_go(reward_set: RewardSet, samples: Sequence[Any], trajs: Sequence[
 
 def tree_advantages(rtg: torch.Tensor, word_rtg: torch.Tensor, trajs: Sequence[StreamTrajectory], vocab,
                     num_generations: int, length: int, scale: str = "group",
-                    singleton_own: bool = True) -> torch.Tensor:
-    """[B, length] advantage per next-token position (as `trajectory_logprobs`' [B, T-1]), 0 off the policy tokens.
+                    singleton_own: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages [B, length] per next-token position (as `trajectory_logprobs`' [B, T-1]) of the two choices.
 
-    A decision's first token is valued by `rtg` of its chunk, its further tokens by `word_rtg`;
-    each is compared with the tokens chosen at the same tree node of its group of G. A token alone
-    at its node gets, with `singleton_own`, what its decision itself earned (its reward-to-go minus
-    the next decision's), else 0.
+    `decision`: at a decision's first token, of speaking or not (valued by `rtg`); `words`: of
+    which word (the first word given that it speaks, and every further token; valued by
+    `word_rtg`). Each choice is compared with the same choice made at the same tree node of its
+    group of G; one alone at its node gets, with `singleton_own`, what its decision itself earned
+    (its reward-to-go minus the next decision's), else 0. Elsewhere 0.
     """
     nodes: dict[tuple, int] = {}
-    where, groups, values, own = [], [], [], []
+    where, groups, values, own = [], [], [], []  # one entry per (choice, position)
+    stops = (vocab.silent, vocab.end)
     for i, t in enumerate(trajs):
         index = decision_index(t, vocab)
         for pos, (chunk, policy) in enumerate(zip(index, t.policy_mask, strict=True)):
             if not policy:
                 continue
             first = not t.policy_mask[pos - 1] or index[pos - 1] != chunk
-            value = rtg if first else word_rtg
-            later = float(value[i, chunk + 1]) if chunk + 1 < value.shape[1] else 0.0
-            where.append((i, pos - 1))  # position pos-1 predicts token pos
-            groups.append(nodes.setdefault((i // num_generations, tuple(t.ids[:pos])), len(nodes)))
-            values.append(float(value[i, chunk]))
-            own.append(float(value[i, chunk]) - later)  # what this decision itself earned
-    out = torch.zeros(len(trajs), length, dtype=torch.float32)
-    if not values:
-        return out
-    group_ids = torch.tensor(groups)
-    adv = compute_advantages(torch.tensor(values, dtype=torch.float64), group_ids=group_ids, scale=scale)
-    alone = torch.bincount(group_ids)[group_ids] == 1
-    adv = torch.where(alone & torch.tensor(singleton_own), torch.tensor(own, dtype=torch.float64), adv)
-    rows, cols = zip(*where, strict=True)
-    out[list(rows), list(cols)] = adv.float()
+            choices = (["decision"] if first else []) + ([] if first and t.ids[pos] in stops else ["words"])
+            for choice in choices:
+                value = rtg if choice == "decision" else word_rtg
+                later = float(value[i, chunk + 1]) if chunk + 1 < value.shape[1] else 0.0
+                where.append((choice, i, pos - 1))  # position pos-1 predicts token pos
+                key = (choice, i // num_generations, tuple(t.ids[:pos]))
+                groups.append(nodes.setdefault(key, len(nodes)))
+                values.append(float(value[i, chunk]))
+                own.append(float(value[i, chunk]) - later)  # what this decision itself earned
+    out = {c: torch.zeros(len(trajs), length, dtype=torch.float32) for c in ("decision", "words")}
+    if values:
+        group_ids = torch.tensor(groups)
+        adv = compute_advantages(torch.tensor(values, dtype=torch.float64), group_ids=group_ids, scale=scale)
+        alone = (torch.bincount(group_ids)[group_ids] == 1) & singleton_own
+        adv = torch.where(alone, torch.tensor(own, dtype=torch.float64), adv)
+        for (choice, i, col), a in zip(where, adv.tolist(), strict=True):
+            out[choice][i, col] = a
+    return out["decision"], out["words"]
+
+
+def decision_starts(trajs: Sequence[StreamTrajectory], vocab, length: int) -> torch.Tensor:
+    """[B, length] True at the next-token positions that predict a decision's first token."""
+    out = torch.zeros(len(trajs), length, dtype=torch.bool)
+    for i, t in enumerate(trajs):
+        index = decision_index(t, vocab)
+        for pos in range(1, len(t.ids)):
+            if t.policy_mask[pos] and (not t.policy_mask[pos - 1] or index[pos - 1] != index[pos]):
+                out[i, pos - 1] = True
     return out
