@@ -39,7 +39,7 @@ def fixed_policies(held_out, chunk_seconds: float) -> dict[str, dict[str, float]
     return {"spam": streaming_metrics(spam, samples), "silence": streaming_metrics([""] * len(samples), samples)}
 
 
-def run_seed(recipe, seed: int, verbose: bool) -> dict:
+def run_seed(recipe, seed: int, verbose: bool, runs: tuple[str, ...] = ("grpo", "control")) -> dict:
     recipe = copy.deepcopy(recipe)
     recipe.streaming.seed = recipe.data.seed = seed
     train, held_out = stream_clips(recipe)
@@ -49,6 +49,8 @@ def run_seed(recipe, seed: int, verbose: bool) -> dict:
     out = {"sft_seconds": round(time.time() - t0, 1), **fixed_policies(held_out, config.stream_chunk_seconds)}
     out["sft"] = StreamingGRPOTrainer(sft, train, compose_rewards(recipe.rewards), config).evaluate(held_out)
     for name, sign in (("grpo", 1.0), ("control", -1.0)):
+        if name not in runs:
+            continue
         specs = [dict(s, weight=sign * float(s.get("weight", 1.0))) for s in recipe.rewards]
         trainer = StreamingGRPOTrainer(copy.deepcopy(sft), train, compose_rewards(specs), config)
         t0 = time.time()
@@ -70,12 +72,13 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], help="section.key=value overrides of the recipe")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", nargs="+", default=["grpo", "control"], choices=["grpo", "control"])
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     recipe = load_stream_recipe(args.recipe, args.set)
-    result = {"recipe": recipe.to_dict(), "seeds": {s: run_seed(recipe, s, args.verbose) for s in args.seeds}}
+    result = {"recipe": recipe.to_dict(), "seeds": {s: run_seed(recipe, s, args.verbose, tuple(args.runs)) for s in args.seeds}}
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
