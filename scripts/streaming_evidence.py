@@ -78,7 +78,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     recipe = load_stream_recipe(args.recipe, args.set)
-    result = {"recipe": recipe.to_dict(), "seeds": {s: run_seed(recipe, s, args.verbose, tuple(args.runs)) for s in args.seeds}}
+    seeds = {s: run_seed(recipe, s, args.verbose, tuple(args.runs)) for s in args.seeds}
+    result = {"recipe": recipe.to_dict(), "seeds": seeds}
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
