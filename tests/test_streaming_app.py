@@ -30,7 +30,7 @@ def test_the_shipped_recipe_is_a_streaming_recipe_and_bad_keys_name_the_file(tmp
         load_stream_recipe(RECIPE, ["data.chunks=many"])
     plain = tmp_path / "plain.yaml"
     plain.write_text(yaml.safe_dump({"model": {"path": "x"}}))
-    assert not is_streaming_recipe(plain)
+    assert not is_streaming_recipe(plain) and not is_streaming_recipe(tmp_path / "missing.yaml")
 
 
 def test_rlvid_train_then_eval_on_the_streaming_recipe(tmp_path):

@@ -64,8 +64,12 @@ SECTIONS = {"streaming": StreamingSettings, "data": StreamingData}
 
 
 def is_streaming_recipe(path: str | Path) -> bool:
-    """True when the YAML file at `path` has a top-level `streaming:` section."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    """True when the YAML file at `path` has a top-level `streaming:` section (False when it cannot be read:
+    the ordinary recipe loader then reports why)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
     return isinstance(data, dict) and "streaming" in data
 
 
