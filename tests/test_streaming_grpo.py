@@ -1,5 +1,6 @@
 """Streaming GRPO: log-probs and loss over the policy's own tokens only; a step runs end to end."""
 
+import pytest
 import torch
 
 from rewards import compose_rewards
@@ -62,6 +63,11 @@ def test_sft_step_lowers_the_loss_and_grpo_step_runs():
     changed = any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
     assert changed or out["loss"] == 0.0  # a group with equal rewards has zero advantage
     assert 0.0 <= trainer.evaluate(clips)["timing_f1"] <= 1.0
+    plain = StreamingGRPOTrainer(model, clips, compose_rewards(["stream_timing"]),
+                                 StreamingGRPOConfig(num_generations=4, streams_per_step=2, credit="trajectory"))
+    assert plain.train_step(1)["policy_tokens"] >= 8  # one advantage per trajectory: plain GRPO
+    with pytest.raises(ValueError, match="streaming credit must be one of"):
+        StreamingGRPOConfig(credit="token")
 
 
 def test_factored_logprobs_split_a_first_word_into_speaking_and_the_word():
