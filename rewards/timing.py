@@ -12,10 +12,13 @@ to events by `match_responses`:
 
 `stream_timing` = mean over events of the credit (1 within `tolerance` of the due time, then
 `exp(-(delay - tolerance) / decay)`, 0 when unanswered) minus `early_penalty` per early and
-`spurious_penalty` per spurious response, both divided by the number of events, so the range is
-the same for one and for many events. `stream_content` = mean over events of the matched
+`spurious_penalty` per spurious response and `miss_penalty` per unanswered event, all divided by
+the number of events, so the range is the same for one and for many events. With a miss penalty,
+silence scores low as well as spamming (-miss_penalty and about -spurious_penalty per chunk).
+`stream_content` = mean over events of the matched
 response's `score_open` against the event's content (0 when unanswered). Samples without
-`stream_events` get None (the rewards do not apply). The streaming metrics (rlvid/eval/
+`stream_events` get None (the rewards do not apply). With `timed: true`, each content score is
+scaled by its response's timing credit. The streaming metrics (rlvid/eval/
 streaming_metrics.py) use the same matching.
 """
 
@@ -81,16 +84,18 @@ def stream_timing_reward(
     decay: float = 1.0,
     early_penalty: float = 0.5,
     spurious_penalty: float = 0.5,
+    miss_penalty: float = 0.0,
     **kwargs: Any,
 ) -> list[float | None]:
     """Timing of each transcript's responses against its sample's `stream_events` (module docstring)."""
-    if tolerance < 0 or decay < 0 or early_penalty < 0 or spurious_penalty < 0:
+    if min(tolerance, decay, early_penalty, spurious_penalty, miss_penalty) < 0:
         raise ValueError("stream_timing: tolerance, decay and the penalties must be >= 0")
 
     def score(m: StreamMatch, events: list[Any]) -> float:
         credit = sum(timing_credit(r.time - _due(e), tolerance, decay)
                      for r, e in zip(m.answered, events, strict=True) if r is not None)
-        penalty = early_penalty * len(m.early) + spurious_penalty * len(m.spurious)
+        missed = sum(r is None for r in m.answered)
+        penalty = early_penalty * len(m.early) + spurious_penalty * len(m.spurious) + miss_penalty * missed
         return (credit - penalty) / len(events)
 
     return per_stream(completions, stream_events, score)
@@ -101,14 +106,25 @@ def stream_content_reward(
     *,
     stream_events: list[Any] | None = None,
     metric: str = "exact",
+    timed: bool = False,
+    tolerance: float = 1.0,
+    decay: float = 1.0,
     **kwargs: Any,
 ) -> list[float | None]:
-    """Mean over events of the matched response's content score (`score_open`; 0 when unanswered)."""
+    """Mean over events of the matched response's content score (`score_open`; 0 when unanswered).
+
+    With `timed`, each score is multiplied by the response's timing credit (`timing_credit` with
+    `tolerance`, `decay`): a right answer said late earns little, so "wait and answer at the end"
+    (where the answer is always visible) is not rewarded for its content.
+    """
     check_choice("metric", metric, OPEN_METRICS)
 
+    def weight(r: StreamResponse, e: Any) -> float:
+        return timing_credit(r.time - _due(e), tolerance, decay) if timed else 1.0
+
     def score(m: StreamMatch, events: list[Any]) -> float:
-        return sum(score_open(r.text, _content(e), metric) for r, e in zip(m.answered, events, strict=True)
-                   if r is not None) / len(events)
+        return sum(weight(r, e) * score_open(r.text, _content(e), metric)
+                   for r, e in zip(m.answered, events, strict=True) if r is not None) / len(events)
 
     return per_stream(completions, stream_events, score)
 

@@ -1,5 +1,7 @@
 """The streaming rewards: timing (due window, decay, early and spurious penalties) and content."""
 
+import math
+
 import pytest
 
 from rewards import compose_rewards, score
@@ -32,6 +34,15 @@ def test_stream_timing_several_events_and_non_streaming_samples():
         stream_timing_reward(["x"], stream_events=[ONE], tolerance=-1)
 
 
+def test_miss_penalty_makes_silence_and_spamming_both_score_low():
+    spam = "\n".join(f"<t={t}.0s> red circle" for t in range(1, 9))  # a response after every chunk of 8
+    kw = {"stream_events": [ONE, ONE, ONE], "miss_penalty": 0.5}
+    silent, spamming, on_time = stream_timing_reward(["", spam, "<t=4.0s> red circle"], **kw)
+    assert silent == -0.5 and on_time == 1.0
+    assert spamming == 1.0 - 0.5 * 3 - 0.5 * 4  # 3 early (t <= 3), 1 on time, 4 repeats
+    assert stream_timing_reward(["<t=2.0s> x"], **{**kw, "stream_events": [ONE]}) == [-1.0]  # early and missed
+
+
 def test_match_belongs_to_the_latest_due_event():
     m = match_responses([StreamResponse(5.0, "a"), StreamResponse(0.5, "b"), StreamResponse(6.0, "c")], TWO)
     assert [r and r.text for r in m.answered] == [None, "a"]
@@ -43,6 +54,14 @@ def test_stream_content_scores_the_matched_responses():
     assert stream_content_reward(texts, stream_events=[TWO, TWO]) == [0.5, 0.0]
     with pytest.raises(ValueError, match="option 'metric'"):
         stream_content_reward(texts, stream_events=[TWO, TWO], metric="bleu")
+
+
+def test_timed_content_scales_a_late_answer_by_its_timing_credit():
+    texts = ["<t=4.5s> red circle", "<t=6.0s> red circle"]  # due 3.0: on time (1.5 <= 2), then 1 s late
+    untimed = stream_content_reward(texts, stream_events=[ONE, ONE])
+    timed = stream_content_reward(texts, stream_events=[ONE, ONE], timed=True, tolerance=2.0, decay=1.0)
+    assert untimed == [1.0, 1.0]
+    assert timed == [1.0, pytest.approx(math.exp(-1.0))]
 
 
 def test_builtins_from_a_recipe_spec_see_the_sample_column():

@@ -1,14 +1,17 @@
 """Streaming GRPO: log-probs and loss over the policy's own tokens only; a step runs end to end."""
 
+import pytest
 import torch
 
 from rewards import compose_rewards
 from rlvid.data.synthetic_streaming import make_stream_clips
 from rlvid.models.stream_lm import StreamVocab, TinyStreamLM
 from rlvid.rollout.streaming import stream_chunks, teacher_trajectory
+from rlvid.trainers.stream_credit import decision_starts
 from rlvid.trainers.streaming_grpo import (
     StreamingGRPOConfig,
     StreamingGRPOTrainer,
+    factored_logprobs,
     streaming_sft_step,
     trajectory_logprobs,
 )
@@ -60,3 +63,22 @@ def test_sft_step_lowers_the_loss_and_grpo_step_runs():
     changed = any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
     assert changed or out["loss"] == 0.0  # a group with equal rewards has zero advantage
     assert 0.0 <= trainer.evaluate(clips)["timing_f1"] <= 1.0
+    plain = StreamingGRPOTrainer(model, clips, compose_rewards(["stream_timing"]),
+                                 StreamingGRPOConfig(num_generations=4, streams_per_step=2, credit="trajectory"))
+    assert plain.train_step(1)["policy_tokens"] >= 8  # one advantage per trajectory: plain GRPO
+    with pytest.raises(ValueError, match="streaming credit must be one of"):
+        StreamingGRPOConfig(credit="token")
+
+
+def test_factored_logprobs_split_a_first_word_into_speaking_and_the_word():
+    model, clips = _model_and_clips()
+    t = _teacher(model, clips[0], {3: "red circle"})
+    logp, _ = trajectory_logprobs(model, [t])
+    starts = decision_starts([t], model.vocab, len(t.ids) - 1)
+    decision, words, decision_mask, word_mask = factored_logprobs(model, [t], starts)
+    assert int(decision_mask.sum()) == 8 and int(word_mask.sum()) == 3  # 8 decisions; red, circle, <end>
+    said = word_mask == 1  # log p(word) = log P(speak) + log p(word | speak)
+    assert torch.allclose((decision + words)[said], logp[said], atol=1e-5)
+    silent = (decision_mask == 1) & ~said  # not speaking: <silent> or <end>, at least p(<silent>)
+    assert torch.all(decision[silent] >= logp[silent] - 1e-6) and int(silent.sum()) == 7
+    assert torch.all(decision[decision_mask == 1] < 0) and torch.all(decision[decision_mask == 0] == 0)

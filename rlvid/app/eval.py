@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from rlvid.app.stream_recipe import is_streaming_recipe
 from rlvid.config import load_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.eval.metrics import evaluate_completions
@@ -19,6 +20,10 @@ from rlvid.safe_paths import safe_component
 def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[str] | None = None,
              split: str = "val", out: str | None = None, batch_size: int = 8) -> int:
     """Evaluate `checkpoint` (default: the recipe's model) and write metrics.json + predictions.jsonl."""
+    if is_streaming_recipe(recipe_path):  # streaming metrics of the tiny streaming LM (docs/streaming.md)
+        from rlvid.app.streaming import run_stream_eval
+
+        return run_stream_eval(recipe_path, checkpoint, overrides, out=out)
     recipe = load_recipe(recipe_path, overrides or [])
     model_path = checkpoint or recipe.model.path
     model = load_policy(recipe.model, model_path)

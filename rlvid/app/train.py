@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from rlvid.app.compose import grpo_trainer, sft_trainer, sft_warm_start
+from rlvid.app.stream_recipe import is_streaming_recipe
 from rlvid.config import load_recipe
 from rlvid.redact import install_log_filter
 
@@ -31,6 +32,10 @@ def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
     """The recipe's algorithm (grpo, with its optional SFT warm start, or sft); returns the final model folder."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     install_log_filter()  # secret values never reach a log line
+    if is_streaming_recipe(recipe_path):  # a `streaming:` section: the tiny streaming LM (docs/streaming.md)
+        from rlvid.app.streaming import run_stream_train
+
+        return run_stream_train(recipe_path, overrides)
     recipe, recipe_dir = _load(recipe_path, overrides)
     algorithm = recipe.trainer.algorithm
     if algorithm == "sft":

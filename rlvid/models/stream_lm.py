@@ -10,7 +10,9 @@ M-RoPE over video chunks) is future work (docs/streaming.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,6 +27,7 @@ class StreamVocab:
     """Word-level vocabulary: the specials, one time label per chunk end, and the given words."""
 
     def __init__(self, words: list[str], max_chunks: int = 32, chunk_seconds: float = 1.0):
+        self.chunk_seconds = chunk_seconds
         times = [timestamp_label(k * chunk_seconds) for k in range(max_chunks + 1)]
         self.tokens = list(SPECIALS) + times + sorted(set(words) - set(SPECIALS) - set(times))
         self.ids = {t: i for i, t in enumerate(self.tokens)}
@@ -97,3 +100,29 @@ class TinyStreamLM(nn.Module):
         out = self.lm(inputs_embeds=embeds, past_key_values=past_key_values, attention_mask=attention_mask,
                       use_cache=past_key_values is not None or attention_mask is None)
         return out.logits, out.past_key_values
+
+
+def save_stream_lm(model: TinyStreamLM, folder: str | Path, size: StreamLMSize = StreamLMSize()) -> Path:
+    """The model's weights, vocabulary and size under `folder` (stream_lm.pt, stream_lm.json)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    words = [t for t in model.vocab.tokens if t not in SPECIALS and not t.startswith("<t=")]
+    times = sum(t.startswith("<t=") for t in model.vocab.tokens)
+    meta = {"words": words, "max_chunks": times - 1, "chunk_seconds": model.vocab.chunk_seconds,
+            "size": asdict(size)}
+    torch.save(model.state_dict(), folder / "stream_lm.pt")
+    (folder / "stream_lm.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return folder
+
+
+def load_stream_lm(folder: str | Path) -> TinyStreamLM:
+    """A model written by `save_stream_lm`; names the missing file when `folder` holds none."""
+    folder = Path(folder)
+    for name in ("stream_lm.json", "stream_lm.pt"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} not found: not a streaming model folder (save_stream_lm)")
+    meta = json.loads((folder / "stream_lm.json").read_text())
+    vocab = StreamVocab(meta["words"], max_chunks=meta["max_chunks"], chunk_seconds=meta["chunk_seconds"])
+    model = TinyStreamLM(vocab, StreamLMSize(**meta["size"]))
+    model.load_state_dict(torch.load(folder / "stream_lm.pt", weights_only=True))
+    return model

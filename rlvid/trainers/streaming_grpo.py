@@ -32,6 +32,7 @@ from rlvid.rollout.streaming import (
     stream_chunks,
     stream_rollouts,
 )
+from rlvid.trainers.stream_credit import decision_starts, reward_to_go, tree_advantages
 
 
 @dataclass
@@ -43,12 +44,26 @@ class StreamingGRPOConfig:
     max_response_tokens: int = 3
     stream_chunk_seconds: float = 1.0
     epsilon: float = 0.2
-    loss_agg: str = "seq_mean_token_mean"
+    # Dr.GRPO's sum over a trajectory's tokens / (trajectories x chunks): with a mean per trajectory, the
+    # negative advantages of a trajectory that speaks after every chunk were spread thin over its many
+    # tokens, and measured runs drifted to spamming while the reward fell.
+    loss_agg: str = "seq_mean_token_sum_norm"
     seed: int = 0
+    credit: str = "decision"  # "decision": per-decision reward-to-go (trainers/stream_credit.py); "trajectory"
+    adv_scale: str = "group"  # algos.compute_advantages scale: group | batch | none
+    word_rewards: tuple[str, ...] = ("stream_content",)  # reward labels that value a response's further words
+
+    def __post_init__(self) -> None:
+        if self.credit not in CREDITS:
+            raise ValueError(f"streaming credit must be one of {list(CREDITS)}, got {self.credit!r}")
 
 
-def trajectory_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs [B, T-1] of each next token of `trajs` (one padded forward) and the policy mask [B, T-1]."""
+CREDITS = ("decision", "trajectory")
+
+
+def next_token_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-probs [B, T-1, V] of the next token over the allowed vocabulary (one padded forward), the targets
+    [B, T-1] and the policy mask [B, T-1] (bool)."""
     embeds = [model.embed(t.ids, t.frames)[0] for t in trajs]
     longest = max(len(e) for e in embeds)
     batch = torch.zeros(len(trajs), longest, embeds[0].shape[-1], dtype=embeds[0].dtype)
@@ -61,11 +76,36 @@ def trajectory_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch
         ids[i, :len(e)] = torch.tensor(t.ids)
         mask[i, :len(e)] = torch.tensor(t.policy_mask)
     logits, _ = model(batch, attention_mask=attention)
-    logp = torch.log_softmax(allowed_logits(logits[:, :-1].float(), model.vocab), -1)
-    target = ids[:, 1:]
+    return torch.log_softmax(allowed_logits(logits[:, :-1].float(), model.vocab), -1), ids[:, 1:], mask[:, 1:]
+
+
+def trajectory_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs [B, T-1] of each next token of `trajs` (one padded forward) and the policy mask [B, T-1]."""
+    logp, target, policy = next_token_logprobs(model, trajs)
     token_logp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    policy = mask[:, 1:]
     return torch.where(policy, token_logp, torch.zeros_like(token_logp)), policy.float()
+
+
+def factored_logprobs(model, trajs: Sequence[StreamTrajectory], starts: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The policy's tokens as two choices: log P(speak or not) at decision starts, log P(word | speaking) after.
+
+    A decision's first token is `<silent>`/`<end>` (not speaking) or a word, so
+    log p(word) = log P(speak) + log p(word | speak). Returns (decision logp, word logp, decision
+    mask, word mask), each [B, T-1]; `starts` marks the decision starts (`decision_starts`).
+    """
+    logp, target, policy = next_token_logprobs(model, trajs)
+    vocab = model.vocab
+    token = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    stop = torch.logsumexp(logp[..., [vocab.silent, vocab.end]], -1)
+    speak = torch.log((-torch.expm1(stop)).clamp(min=1e-12))
+    stopped = (target == vocab.silent) | (target == vocab.end)
+    decision_mask = policy & starts
+    word_mask = policy & ~(starts & stopped)
+    zero = torch.zeros_like(token)
+    decision = torch.where(decision_mask, torch.where(stopped, stop, speak), zero)
+    words = torch.where(word_mask, torch.where(starts, token - speak, token), zero)
+    return decision, words, decision_mask.float(), word_mask.float()
 
 
 def streaming_sft_step(model, optimizer: torch.optim.Optimizer, trajs: Sequence[StreamTrajectory]) -> float:
@@ -90,9 +130,11 @@ class StreamingGRPOTrainer:
         self.model.eval()
         out = []
         for clip in clips:
-            chunks = stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
-            out += stream_rollouts(self.model, clip.sample.question, chunks, n, sampling, self.generator)
+            out += stream_rollouts(self.model, clip.sample.question, self.chunks_of(clip), n, sampling, self.generator)
         return out
+
+    def chunks_of(self, clip) -> list:
+        return stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
 
     def train_step(self, step: int) -> dict[str, float]:
         c = self.config
@@ -102,22 +144,40 @@ class StreamingGRPOTrainer:
         samples = [clip.sample for clip in clips for _ in range(c.num_generations)]
         rewards = score(self.reward_set, samples, [t.transcript for t in trajs])
         total = torch.tensor(rewards.total, dtype=torch.float32)
-        advantages = compute_advantages(total, num_generations=c.num_generations)
         self.model.train()
-        logp, mask = trajectory_logprobs(self.model, trajs)
+        length = max(len(t.ids) for t in trajs) - 1
+        starts = decision_starts(trajs, self.model.vocab, length)
+        decision, words, decision_mask, word_mask = factored_logprobs(self.model, trajs, starts)
+        if c.credit == "decision":
+            ends = [[ch.end for ch in self.chunks_of(clip)] for clip in clips for _ in range(c.num_generations)]
+            rtg, word_rtg = reward_to_go(self.reward_set, samples, trajs, ends, c.word_rewards)
+            adv_decision, adv_words = tree_advantages(rtg, word_rtg, trajs, self.model.vocab, c.num_generations,
+                                                      length, c.adv_scale)
+            advantages = torch.cat([adv_decision, adv_words], 1)
+        else:
+            advantages = compute_advantages(total, num_generations=c.num_generations, scale=c.adv_scale)
+        logp, mask = torch.cat([decision, words], 1), torch.cat([decision_mask, word_mask], 1)
+        chunks = max(len(self.chunks_of(clip)) for clip in clips)
         loss, metrics = compute_policy_loss(logp, logp.detach(), advantages, mask, epsilon=c.epsilon,
-                                            loss_agg=c.loss_agg)
+                                            loss_agg=c.loss_agg, max_completion_length=chunks)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         out = {"loss": float(loss.detach()), "reward": float(total.mean()),
-               "policy_tokens": float(mask.sum() / len(trajs)),
+               "policy_tokens": float((decision_mask + word_mask).sum() / len(trajs)),
                "responses_per_stream": sum(len(t.responses) for t in trajs) / len(trajs)}
         out.update({f"rewards/{k}": sum(v or 0.0 for v in vals) / len(vals) for k, vals in rewards.scores.items()})
+        sampled = self.metrics_of(trajs, [clip for clip in clips for _ in range(c.num_generations)])
+        out.update({f"sampled/{k}": v for k, v in sampled.items() if k in ("timing_f1", "timing_recall")})
         return out
+
+    def greedy_sampling(self) -> StreamSampling:
+        return StreamSampling(0.0, self.config.max_response_tokens)
+
+    def metrics_of(self, trajs: Sequence[StreamTrajectory], clips: Sequence, tolerance: float = 1.0) -> dict:
+        return streaming_metrics([t.transcript for t in trajs], [c.sample for c in clips], tolerance=tolerance)
 
     @torch.no_grad()
     def evaluate(self, clips: Sequence, tolerance: float = 1.0) -> dict[str, float]:
         """Streaming metrics of greedy rollouts (one per clip)."""
-        trajs = self.rollouts(clips, 1, StreamSampling(0.0, self.config.max_response_tokens))
-        return streaming_metrics([t.transcript for t in trajs], [c.sample for c in clips], tolerance=tolerance)
+        return self.metrics_of(self.rollouts(clips, 1, self.greedy_sampling()), clips, tolerance)
