@@ -71,7 +71,7 @@ def test_a_user_module_imported_before_rlvid_is_named(tmp_path):
 
 LAUNCHERS = {
     "python": [sys.executable, "-m", "rlvid"],
-    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29531",
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29641",
                  "-m", "rlvid"],
     "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlvid"],

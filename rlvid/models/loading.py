@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from rlvid.config.recipe_paths import check_model_path
 from rlvid.config.schema import ModelConfig
 from rlvid.models.qwen2_5_vl_positions import use_reference_positions
 
@@ -30,6 +31,7 @@ def load_policy(model_cfg: ModelConfig, path: str | None = None, device: torch.d
     path = path or model_cfg.path
     if not path:
         raise ValueError("recipe key 'model.path' is empty: name a model folder or hub id")
+    check_model_path(path)  # a missing local folder is named as such, not as a malformed Hub id
     model = AutoModelForImageTextToText.from_pretrained(
         path, dtype=resolve_dtype(model_cfg.dtype, device), attn_implementation=model_cfg.attn_implementation,
         trust_remote_code=remote_code_allowed(model_cfg.trust_remote_code, path),
@@ -51,4 +53,5 @@ def load_processor(path: str, trust_remote_code: bool = False):
     """The model's processor (tokenizer, image and video processors, chat template); remote code only if asked."""
     from transformers import AutoProcessor
 
+    check_model_path(path)
     return AutoProcessor.from_pretrained(path, trust_remote_code=remote_code_allowed(trust_remote_code, path))
