@@ -94,3 +94,10 @@ def test_train_one_step_from_a_folder_with_rewards_py(tmp_path, launcher):
     assert (work / "out" / "final" / "config.json").is_file()
     plugins = json.loads((work / "out" / "plugins.json").read_text())["plugins"]
     assert [p["path"] for p in plugins if p["kind"] == "reward"] == [str((work / "rewards.py").resolve())]
+
+
+def test_module_form_of_an_own_name_points_at_the_file_form():
+    from rlvid.plugins import PluginError, load_import_path
+
+    with pytest.raises(PluginError, match=r"rlvid's own package: name your file as ./rewards.py:my_reward"):
+        load_import_path("rewards:my_reward", kind="reward")
