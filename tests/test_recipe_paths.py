@@ -86,10 +86,22 @@ hooks:
         str(folder / "data" / "train.jsonl"), str(tmp_path / "elsewhere" / "val.jsonl"), str(folder / "test.jsonl"))
     assert recipe.mdpo.pairs == str(folder / "pairs")
     assert recipe.trainer.resume == str(folder / "checkpoints" / "step-000002")
-    assert recipe.trainer.policy_loss == f"{folder / 'loss.py'}:loss"
-    assert [f.name for f in recipe.rewards.functions] == [f"{folder / 'r.py'}:r", "format"]
-    assert recipe.hooks[0].name == f"{folder / 'h.py'}:h"
     assert recipe.trainer.output_dir == "runs/mine"  # outputs: relative to the working folder, as written
+    # plugin names stay as written (they name logs, metrics, the run's settings) and load from the recipe's folder
+    assert (recipe.trainer.policy_loss, recipe.hooks[0].name) == ("./loss.py:loss", "h.py:h")
+    assert [f.name for f in recipe.rewards.functions] == ["./r.py:r", "format"]
+    from rewards import compose_rewards
+    from rlvid.plugins import loaded_plugins
+
+    compose_rewards(recipe.rewards.functions, base_dir=folder)  # what compose does with the recipe's folder
+    assert str(folder / "r.py") in [p["path"] for p in loaded_plugins() if p["name"] == "./r.py:r"]
+
+
+def test_a_plugin_named_in_a_base_elsewhere_is_found_next_to_that_base(tmp_path, elsewhere):
+    write(tmp_path / "shared" / "r.py", "def r(completions, **kw):\n    return [0.0 for _ in completions]\n")
+    write(tmp_path / "shared" / "common.yaml", "base: base.yaml\nrewards:\n  functions:\n    - name: ./r.py:r\n")
+    recipe = load_recipe(write(tmp_path / "proj" / "r.yaml", "base: ../shared/common.yaml\n"))
+    assert recipe.rewards.functions[0].name == f"{tmp_path / 'shared' / 'r.py'}:r"
 
 
 def test_overrides_are_relative_to_the_working_folder(tmp_path, elsewhere):
@@ -100,7 +112,7 @@ def test_overrides_are_relative_to_the_working_folder(tmp_path, elsewhere):
     assert recipe.data.train == str(tmp_path / "proj" / "train.jsonl")
     assert (recipe.data.test, recipe.model.path) == (str(elsewhere / "data" / "test.jsonl"), str(elsewhere / "m"))
     assert recipe.trainer.resume == "auto" and recipe.data.val == "org/dataset"
-    assert recipe.rewards.functions[0].name == f"{elsewhere / 'r.py'}:r"
+    assert recipe.rewards.functions[0].name == "./r.py:r"  # rlvid.plugins: the recipe's folder, then here
 
 
 def test_the_saved_recipe_means_the_same_from_anywhere(tmp_path, elsewhere, monkeypatch):

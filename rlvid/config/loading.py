@@ -72,7 +72,7 @@ def _layers(path: Path, chain: tuple[Path, ...]) -> list[tuple[str, dict]]:
         raise RecipeError(f"{path}: recipe composition cycle: {cycle}")
     data = _read_yaml(path)
     bases = data.pop(BASE_KEY, [])
-    resolve_paths(data, resolved.parent, str(path))
+    resolve_paths(data, resolved.parent, str(path), plugins=bool(chain) and resolved.parent != chain[0].parent)
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):

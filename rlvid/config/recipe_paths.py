@@ -3,9 +3,12 @@
 - A relative path written in a recipe file is relative to THAT file's folder (a base's paths to the base's
   folder); one given on the command line (`data.test=x.jsonl`) is relative to the working folder. The loaded
   Recipe holds absolute paths, so the run folder's recipe.yaml means the same from anywhere.
-- Paths are the values of PATH_KEYS (model, data files, the M-DPO pair folder, a resume checkpoint) and the file
-  part of plugin names (`./file.py:fn` in PLUGIN_KEYS). `trainer.output_dir` is not: a run's outputs go under the
-  folder you run from, so a packaged recipe never writes next to its own file.
+- Paths are the values of PATH_KEYS (model, data files, the M-DPO pair folder, a resume checkpoint).
+  `trainer.output_dir` is not: a run's outputs go under the folder you run from, so a packaged recipe never
+  writes next to its own file.
+- A plugin file (`./file.py:fn`, PLUGIN_KEYS) keeps its name as written (it names the run's settings, logs and
+  metrics) and rlvid.plugins looks it up in the recipe's folder, then the working folder; only a plugin named in
+  a base from another folder is made absolute here, so it is found next to that base.
 - A model or dataset value that is not there as a local path and reads like a Hub name (`org/name`, no file
   suffix, not starting with `./`, `../`, `/` or `~`) stays a Hub name.
 - `base:` names a file relative to the including file or, when no such file exists, a packaged recipe by name
@@ -59,13 +62,16 @@ def find_recipe(name: str | os.PathLike, including: Path | None = None) -> Path:
     raise RecipeError(f"{where}{name}: recipe file not found (looked at {', '.join(looked)}){hint}")
 
 
-def resolve_paths(data: dict, base_dir: Path, source: str) -> dict:
+def resolve_paths(data: dict, base_dir: Path, source: str, plugins: bool = False) -> dict:
     """`data` (one layer: a recipe file's mapping or an override as a mapping) with relative paths made absolute
-    against `base_dir`; the layer is changed in place and returned."""
+    against `base_dir` (plugin files too when `plugins`: a base in another folder than the recipe's); the layer
+    is changed in place and returned."""
     for key, kind in PATH_KEYS.items():
         parent, leaf = _slot(data, key)
         if parent is not None and leaf in parent:
             parent[leaf] = _resolve_any(parent[leaf], kind, base_dir, key, source)
+    if not plugins:
+        return data
     for key in PLUGIN_KEYS:
         parent, leaf = _slot(data, key)
         if parent is not None and isinstance(parent.get(leaf), str):
