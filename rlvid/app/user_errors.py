@@ -23,21 +23,21 @@ DEBUG_ENV = "RLVID_DEBUG"
 # imported cannot have been raised, and `rlvid --help` stays free of torch.
 USER_ERRORS: tuple[tuple[str, str, str], ...] = (
     ("rlvid.config.errors", "RecipeError",
-     "correct the recipe file, key or override named above (every key is described in recipes/base.yaml)"),
+     "correct the recipe file, key or override named above; recipes/base.yaml describes every key"),
     ("rlvid.plugins", "PluginError",
-     "name a registered function, package.module:function, or ./file.py:function (relative to the recipe's folder)"),
+     "name a registered function, package.module:function, or ./file.py:function next to the recipe"),
     ("rlvid.algos.registry", "UnknownNameError", "use one of the registered names listed above, or a plugin"),
-    ("rlvid.data.loaders", "DataError", "correct the data named above (sample fields: rlvid/data/sample.py)"),
-    ("rlvid.data.sample", "SampleError", "correct the sample named above (its fields: rlvid/data/sample.py)"),
+    ("rlvid.data.loaders", "DataError", "correct the data named above; sample fields: rlvid/data/sample.py"),
+    ("rlvid.data.sample", "SampleError", "correct the sample named above; its fields: rlvid/data/sample.py"),
     ("rlvid.data.video", "VideoError", "check the video file named above, or set data.skip_bad_samples: true"),
-    ("rewards.errors", "RewardError", "check rewards.functions in the recipe (rewards/README.md)"),
-    ("data_selection.strategies", "SelectionError", "check the selection settings (data_selection/README.md)"),
+    ("rewards.errors", "RewardError", "check rewards.functions in the recipe; see rewards/README.md"),
+    ("data_selection.strategies", "SelectionError", "check the selection settings; see data_selection/README.md"),
     ("rlvid.trainers.run_folder", "RunFolderError", "choose another trainer.output_dir, or set the option named above"),
     ("rlvid.rollout.collect", "ResumeMismatchError", "use a fresh output folder, or that folder's settings"),
     ("rlvid.rollout.vllm_import", "EngineNotAvailableError", "install vLLM (docs/vllm.md) or set rollout.engine: hf"),
     ("rlvid.safe_paths", "UnsafePathError", "use a plain file name"),
 )
-MISSING_PATH_FIX = "check the path (relative paths on the command line start from the working folder)"
+MISSING_PATH_FIX = "check the path; relative paths on the command line start from the working folder"
 
 
 def fix_for(error: BaseException) -> str | None:
