@@ -165,3 +165,11 @@ def test_the_cli_reports_a_missing_model_folder_not_a_hub_error(tmp_path, elsewh
     err = capsys.readouterr().err
     assert err.startswith(f"rlvid: error: model.path: ./m (in {path}) not found (resolved to ")
     assert "Repo id" not in err
+
+
+def test_a_name_neither_local_nor_on_the_hub_is_one_error(elsewhere):
+    from rlvid.models.loading import load_processor
+
+    with pytest.raises(RecipeError, match=r"model 'final': no such local folder \(.*cwd/final\) and not loadable as "
+                                          r"a Hub name"):
+        load_processor("final")  # e.g. `rlvid eval --checkpoint final` from the wrong folder (tests run offline)
