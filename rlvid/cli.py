@@ -65,49 +65,51 @@ def _plot(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlvid", description="RL post-training for video LLMs")
+    parser.add_argument("--debug", action="store_true", help="on an error, also print the Python traceback "
+                        "(or set RLVID_DEBUG=1); accepted anywhere on the command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("make-tiny-model", help="write a random HF model folder (offline): tiny, or a real size")
-    p.add_argument("out")
-    p.add_argument("--arch", default="qwen2_5_vl", choices=["qwen2_5_vl", "qwen3_vl"])
+    p.add_argument("out", help="folder to write the model into")
+    p.add_argument("--arch", default="qwen2_5_vl", choices=["qwen2_5_vl", "qwen3_vl"], help="model architecture")
     p.add_argument("--preset", default="tiny", choices=["tiny", "mid", *REAL_SIZE_PRESETS],
                    help="tiny | mid, or a published shape in bf16: 3b | 7b (qwen2_5_vl), 4b | 8b (qwen3_vl)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     p.set_defaults(func=_make_tiny_model)
 
     p = sub.add_parser("make-synthetic-data", help="write synthetic videos whose answers are in the pixels")
-    p.add_argument("out")
-    p.add_argument("--n", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=int, default=8)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--height", type=int, default=96)
+    p.add_argument("out", help="folder for the videos and train/val/test.jsonl")
+    p.add_argument("--n", type=int, default=200, help="number of clips, all splits together")
+    p.add_argument("--seed", type=int, default=0, help="seed of the clips and answers")
+    p.add_argument("--fps", type=int, default=8, help="frames per second of the videos")
+    p.add_argument("--width", type=int, default=128, help="frame width in pixels")
+    p.add_argument("--height", type=int, default=96, help="frame height in pixels")
     p.add_argument("--duration", type=float, default=None, help="fixed clip length in seconds")
     p.add_argument("--tasks", default="", help="comma-separated subset of tasks")
     p.set_defaults(func=_make_synthetic_data)
 
     p = sub.add_parser("eval", help="evaluate a model on a recipe's validation or test split")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="recipe YAML: a path, or a packaged recipe by name (e.g. quickstart)")
     p.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. data.val=path.jsonl")
     p.add_argument("--checkpoint", default=None, help="model folder to evaluate (default: the recipe's model)")
-    p.add_argument("--split", default="val", choices=["val", "test"])
+    p.add_argument("--split", default="val", choices=["val", "test"], help="which of the recipe's splits")
     p.add_argument("--out", default=None, help="folder for metrics.json and predictions.jsonl")
     p.set_defaults(func=_eval)
 
     for name, text in (("train", "train with the recipe's algorithm (GRPO, with its optional SFT warm start)"),
                        ("sft", "supervised fine-tuning on the target answers")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("recipe")
+        p.add_argument("recipe", help="recipe YAML: a path, or a packaged recipe by name (e.g. quickstart)")
         p.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.lr=1e-5")
         p.set_defaults(func=_train)
 
     p = sub.add_parser("plot", help="PNG curves of a run folder's metrics.jsonl")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run folder (trainer.output_dir) holding metrics.jsonl")
     p.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots)")
     p.set_defaults(func=_plot)
 
     p = sub.add_parser("mdpo-pairs", help="sample n outputs per prompt, score them with the metric, write M-DPO pairs")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="recipe YAML: a path, or a packaged recipe by name (e.g. quickstart)")
     p.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. mdpo.min_gap=0.1")
     p.add_argument("--n", type=int, default=None, help="outputs sampled per prompt (default: mdpo.num_samples)")
     p.add_argument("--out", default=None, help="pair folder (default: OUTPUT_DIR/pairs); a rerun resumes it")
@@ -120,12 +122,48 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("select", help="score k rollouts per training sample and keep the informative ones")
     add_select_arguments(p)
     p.set_defaults(func=run_select)
+    describe_every_command(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from rlvid.app.user_errors import debug_requested, run_command
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(argv)
+    args = parse_args(build_parser(), [a for a in argv if a != "--debug"])
+    return run_command(lambda: args.func(args), debug)
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options and `key=value` overrides in any order: `eval R --split test data.test=x` as `eval R data.test=x
+    --split test` (argparse alone stops taking positionals after the first option)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides = [*(args.overrides or []), *extra]
+    elif extra:
+        command_parser = next((a.choices[args.command] for a in parser._subparsers._group_actions), parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def describe_every_command(parser: argparse.ArgumentParser) -> None:
+    """`rlvid CMD --help` shows the command's description and every option's default."""
+    for action in parser._subparsers._group_actions:  # the subcommands' parsers
+        helps = {a.dest: a.help for a in action._choices_actions}
+        for name, sub in action.choices.items():
+            sub.description = sub.description or helps.get(name)
+            sub.formatter_class = DefaultsHelpFormatter
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, unless it has none (None, False) or the text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default in ("", []) \
+                or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 if __name__ == "__main__":

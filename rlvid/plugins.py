@@ -31,6 +31,7 @@ from typing import Any
 logger = logging.getLogger("rlvid.plugins")
 
 _LOADED: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, name, path) -> record
+OWN_PACKAGE_NAMES = ("rewards", "data_selection")  # always rlvid's (rlvid/own_imports.py), never a user's file
 
 
 def file_sha256(path: str | Path) -> str:
@@ -128,7 +129,9 @@ def load_import_path(name: str, base_dir: str | Path | None = None, kind: str = 
     fn = getattr(module, attr, None)
     if fn is None:
         public = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
-        raise PluginError(kind, name, f"{target} has no function {attr!r} (it defines: {public})")
+        own = f"; {target!r} is rlvid's own package: name your file as ./{target}.py:{attr}" \
+            if target in OWN_PACKAGE_NAMES else ""
+        raise PluginError(kind, name, f"{target} has no function {attr!r} (it defines: {public}){own}")
     if not callable(fn):
         raise PluginError(kind, name, f"resolves to a {type(fn).__name__}, which is not callable")
     return fn

@@ -3,13 +3,15 @@
     recipe = load_recipe("recipes/grpo_tg.yaml", ["trainer.lr=2e-6", "rollout.num_generations=4"])
 
 Composition: a recipe file may start with `base: other.yaml` (or a list of files), paths
-relative to the file itself. Bases are merged first, in order and recursively, then the file on
-top, so the child wins. Mappings merge key by key; a list (e.g. rewards.functions) is replaced
-as a whole. A base reached twice through different files is fine; a cycle is an error.
+relative to the file itself, or packaged recipes by name (`base: base.yaml` from any folder).
+Bases are merged first, in order and recursively, then the file on top, so the child wins. Mappings
+merge key by key; a list (e.g. rewards.functions) is replaced as a whole. A base reached twice
+through different files is fine; a cycle is an error.
 
 Every layer is checked against the schema before it is merged (see `checking`), so an error
 names the file or the override it came from. `save_recipe` writes every field, defaults
-included, so `load_recipe(run_dir / "recipe.yaml")` rebuilds exactly the same Recipe.
+included, so `load_recipe(run_dir / "recipe.yaml")` rebuilds exactly the same Recipe. Relative paths
+inside a file are relative to that file's folder, on the command line to the working folder (`recipe_paths`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlvid.config.checking import check_mapping, check_value, resolve_key_type
 from rlvid.config.errors import RecipeError
+from rlvid.config.recipe_paths import find_recipe, resolve_paths
 from rlvid.config.schema import Recipe
 from rlvid.config.validation import validate_recipe
 from rlvid.redact import scrub, scrub_text, secret_values, watch_env
@@ -33,8 +36,9 @@ BASE_KEY = "base"
 
 def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recipe:
     """Read, compose, override, type-check and validate a recipe."""
+    path = find_recipe(path)  # a path, or a packaged recipe's name
     config = OmegaConf.structured(Recipe)
-    for source, data in _layers(Path(path), chain=()):
+    for source, data in _layers(path, chain=()):
         check_mapping(data, Recipe, "", source)
         config = _merged(config, data, source)
     for override in overrides:
@@ -68,13 +72,14 @@ def _layers(path: Path, chain: tuple[Path, ...]) -> list[tuple[str, dict]]:
         raise RecipeError(f"{path}: recipe composition cycle: {cycle}")
     data = _read_yaml(path)
     bases = data.pop(BASE_KEY, [])
+    resolve_paths(data, resolved.parent, str(path), plugins=bool(chain) and resolved.parent != chain[0].parent)
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
         raise RecipeError(f"{path}: '{BASE_KEY}' must be a path or a list of paths, got {bases!r}")
     layers: list[tuple[str, dict]] = []
     for base in bases:
-        layers += _layers(Path(os.path.normpath(path.parent / base)), (*chain, resolved))
+        layers += _layers(find_recipe(base, including=path), (*chain, resolved))
     return [*layers, (str(path), data)]
 
 
@@ -98,12 +103,24 @@ def _apply_override(config: DictConfig, override: str) -> None:
     if not sep or not key:
         raise RecipeError(f"{source}: expected key=value, e.g. trainer.lr=2e-6")
     value = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"]), resolve=False)["value"]
+    value = _value_with_paths_resolved(key, value, source)
     expected = resolve_key_type(key.split("."), Recipe, source)
     check_value(value, expected, key, source)
     try:
         OmegaConf.update(config, key, value, merge=True)
     except OmegaConfBaseException as e:
         raise RecipeError(f"{source}: {_first_line(e)}") from None
+
+
+def _value_with_paths_resolved(key: str, value: Any, source: str) -> Any:
+    """An override's value with relative paths made absolute against the working folder."""
+    *sections, leaf = key.split(".")
+    layer = holder = {}
+    for section in sections:
+        holder = holder.setdefault(section, {})
+    holder[leaf] = value
+    resolve_paths(layer, Path.cwd(), source)
+    return holder[leaf]
 
 
 def _merged(config: DictConfig, data: dict, source: str) -> DictConfig:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 
 import torch
 
+from rlvid.config.errors import RecipeError
+from rlvid.config.recipe_paths import check_model_path
 from rlvid.config.schema import ModelConfig
 from rlvid.models.qwen2_5_vl_positions import use_reference_positions
 
@@ -30,10 +34,12 @@ def load_policy(model_cfg: ModelConfig, path: str | None = None, device: torch.d
     path = path or model_cfg.path
     if not path:
         raise ValueError("recipe key 'model.path' is empty: name a model folder or hub id")
-    model = AutoModelForImageTextToText.from_pretrained(
-        path, dtype=resolve_dtype(model_cfg.dtype, device), attn_implementation=model_cfg.attn_implementation,
-        trust_remote_code=remote_code_allowed(model_cfg.trust_remote_code, path),
-    )
+    check_model_path(path)  # a missing local folder is named as such, not as a malformed Hub id
+    with hub_errors_named(path):
+        model = AutoModelForImageTextToText.from_pretrained(
+            path, dtype=resolve_dtype(model_cfg.dtype, device), attn_implementation=model_cfg.attn_implementation,
+            trust_remote_code=remote_code_allowed(model_cfg.trust_remote_code, path),
+        )
     if device is not None:
         model.to(device)
     return use_reference_positions(model)  # Qwen2.5-VL: the positions it was trained with (and vLLM uses)
@@ -51,4 +57,20 @@ def load_processor(path: str, trust_remote_code: bool = False):
     """The model's processor (tokenizer, image and video processors, chat template); remote code only if asked."""
     from transformers import AutoProcessor
 
-    return AutoProcessor.from_pretrained(path, trust_remote_code=remote_code_allowed(trust_remote_code, path))
+    check_model_path(path)
+    with hub_errors_named(path):
+        return AutoProcessor.from_pretrained(path, trust_remote_code=remote_code_allowed(trust_remote_code, path))
+
+
+@contextlib.contextmanager
+def hub_errors_named(path: str):
+    """A name that is no local folder and that the Hub cannot provide (offline, unknown, private) becomes one
+    RecipeError saying both, instead of transformers' traceback."""
+    try:
+        yield
+    except OSError as error:
+        if os.path.isdir(os.path.expanduser(path)):
+            raise  # a broken local folder: transformers' own message names the file
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RecipeError(f"model {path!r}: no such local folder ({os.path.abspath(os.path.expanduser(path))}) "
+                          f"and not loadable as a Hub name: {first}") from error
