@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -40,6 +41,7 @@ from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_chec
 from rlvid.trainers.deepspeed_setup import fill_deepspeed_batch_config, launched_with_deepspeed, uses_deepspeed
 from rlvid.trainers.hooks import HookRunner
 from rlvid.trainers.logging import RunLogger
+from rlvid.trainers.precision import launcher_precision, resolve_precision
 from rlvid.trainers.run_folder import (
     METRICS_FILE,
     check_run_folder,
@@ -71,7 +73,8 @@ class OptimConfig:
 
 
 def make_accelerator(recipe) -> Accelerator:
-    """One Accelerator per process; `trainer.precision: auto` = bf16 on GPU, no mixed precision on CPU.
+    """One Accelerator per process; its mixed precision from `trainer.precision` and the launcher's
+    (rlvid/trainers/precision.py: an explicit setting wins, `auto` follows the launcher on GPU, fp32 on CPU).
 
     Collectives time out after `trainer.collective_timeout_s` (passed to the process group), so a stalled
     rank ends the job with torch's error naming the collective instead of waiting forever."""
@@ -79,9 +82,9 @@ def make_accelerator(recipe) -> Accelerator:
 
     from accelerate.utils import InitProcessGroupKwargs
 
-    precision = recipe.trainer.precision
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() else "no"
+    precision, warning = resolve_precision(recipe.trainer.precision, launcher_precision(), torch.cuda.is_available())
+    if warning and int(os.environ.get("RANK", "0")) == 0:
+        logger.warning(warning)
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=recipe.trainer.collective_timeout_s))
     # cpu=True is what makes accelerate read torchrun's ranks on a CPU-only machine (MULTI_CPU over gloo); it would
     # also make accelerate ignore a DeepSpeed launch, which runs on DeepSpeed's CPU accelerator there
