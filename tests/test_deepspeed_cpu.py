@@ -1,4 +1,5 @@
-"""GRPO, SFT and M-DPO steps under `accelerate launch` with recipes/accelerate/zero2.yaml and zero3.yaml, on CPU.
+"""GRPO, SFT and M-DPO steps under `accelerate launch` with recipes/accelerate/zero2.yaml and zero3.yaml, on CPU;
+the DeepSpeed side of `Trainer.accumulate_and_step` and the batch keys with stand-ins (these run without deepspeed).
 
 DeepSpeed runs on its CPU accelerator here (one process, gloo). Each step has several micro-batches; the
 test checks what the CPU rehearsal of the GPU check (docs/gpu.md) found broken: the trainer starts (DeepSpeed's
@@ -177,3 +178,76 @@ def test_without_deepspeed_nothing_is_filled():
 
     acc = SimpleNamespace(distributed_type=DistributedType.MULTI_GPU)
     assert fill_deepspeed_batch_config(acc, micro_batch_size=4, accumulation_steps=2, max_grad_norm=1.0) is None
+
+
+class RecordingDeepSpeedAccelerator:
+    """What accumulate_and_step uses of a DeepSpeed Accelerator: records each backward's sync state and kwargs."""
+
+    def __init__(self):
+        from accelerate.utils import DistributedType
+
+        self.distributed_type = DistributedType.DEEPSPEED
+        self.num_processes, self.process_index, self.sync_gradients = 1, 0, True
+        self.calls: list[tuple[bool, dict]] = []
+
+    def backward(self, loss, **kwargs):
+        self.calls.append((self.sync_gradients, kwargs))
+        loss.backward()
+
+    def clip_grad_norm_(self, params, max_norm):
+        return 1.0
+
+
+def bare_trainer(tmp_path, on_nan: str = "raise"):
+    from types import SimpleNamespace
+
+    import torch
+
+    from rlvid.trainers.loop import Trainer
+
+    trainer = Trainer.__new__(Trainer)  # only what accumulate_and_step reads
+    trainer.accelerator = RecordingDeepSpeedAccelerator()
+    trainer.model = torch.nn.Linear(2, 1)
+    trainer.optimizer = SimpleNamespace(step=lambda: None, zero_grad=lambda set_to_none=True: None)
+    trainer.scheduler = SimpleNamespace(step=lambda: None)
+    trainer.output_dir = tmp_path
+    trainer.recipe = SimpleNamespace(trainer=SimpleNamespace(on_nan=on_nan, max_grad_norm=1.0, lr=1.0,
+                                                             lr_scheduler="constant", warmup_ratio=0.0,
+                                                             weight_decay=0.0),
+                                     logging=SimpleNamespace(secret_env=[]))
+    return trainer
+
+
+def test_deepspeed_accumulation_ends_on_the_last_micro_batch_only(tmp_path):
+    trainer = bare_trainer(tmp_path)
+    x = [float(i + 1) for i in range(3)]
+
+    def loss_fn(i):
+        loss = trainer.model.weight.sum() * x[i]
+        return loss, {"loss": float(loss.detach())}
+
+    metrics = trainer.accumulate_and_step(3, loss_fn, step=0)
+    calls = trainer.accelerator.calls
+    assert [sync for sync, _ in calls] == [False, False, True]  # DeepSpeed steps its engine on the last only
+    assert all(kw == {"scale_wrt_gas": False} for _, kw in calls)  # the loss is not divided by accumulation again
+    assert trainer.accelerator.sync_gradients is True and metrics["skipped_nonfinite"] == 0.0
+
+
+@pytest.mark.parametrize("on_nan", ["raise", "skip"])
+def test_deepspeed_nonfinite_loss_stops_before_the_engine_update(tmp_path, on_nan):
+    import torch
+
+    from rlvid.trainers.loop import NonFiniteError
+
+    trainer = bare_trainer(tmp_path, on_nan)
+
+    def loss_fn(i):
+        loss = trainer.model.weight.sum() * (torch.nan if i == 0 else 1.0)
+        return loss, {"loss": float(loss.detach())}
+
+    with pytest.raises(NonFiniteError, match="non-finite loss") as err:
+        trainer.accumulate_and_step(2, loss_fn, step=4, samples=["a", "b"])
+    assert [sync for sync, _ in trainer.accelerator.calls] == [False]  # the last (stepping) backward never ran
+    assert trainer.accelerator.sync_gradients is True
+    assert ("cannot drop an update under DeepSpeed" in str(err.value)) == (on_nan == "skip")
+    assert (tmp_path / "bad_steps" / "step-000005-rank0.jsonl").is_file()
