@@ -251,3 +251,18 @@ def test_deepspeed_nonfinite_loss_stops_before_the_engine_update(tmp_path, on_na
     assert trainer.accelerator.sync_gradients is True
     assert ("cannot drop an update under DeepSpeed" in str(err.value)) == (on_nan == "skip")
     assert (tmp_path / "bad_steps" / "step-000005-rank0.jsonl").is_file()
+
+
+def test_deepspeed_on_several_cpu_processes_is_refused_with_a_clear_error(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from rlvid.trainers.loop import make_accelerator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    recipe = SimpleNamespace(trainer=SimpleNamespace(precision="auto", collective_timeout_s=60))
+    with pytest.raises(RuntimeError, match="DeepSpeed on 2 CPU processes is not supported"):
+        make_accelerator(recipe)

@@ -26,6 +26,16 @@ def launched_with_deepspeed() -> bool:
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
 
+def check_cpu_deepspeed_launch(has_cuda: bool) -> None:
+    """Refuse DeepSpeed over several processes without CUDA: accelerate then counts 1 process while DeepSpeed
+    joins all of them, so each process would train the whole batch and DeepSpeed's batch check fails."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched_with_deepspeed() and not has_cuda and world > 1:
+        raise RuntimeError(f"DeepSpeed on {world} CPU processes is not supported (accelerate sees one process "
+                           "without CUDA); on CPU use --num_processes 1 with the zero configs, or "
+                           "recipes/accelerate/ddp.yaml / torchrun for several processes")
+
+
 def uses_deepspeed(accelerator: Accelerator) -> bool:
     return accelerator.distributed_type == DistributedType.DEEPSPEED
 

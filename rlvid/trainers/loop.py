@@ -38,7 +38,12 @@ from rlvid.redact import scrub
 from rlvid.timing import PhaseTimer
 from rlvid.trainers.bad_samples import BadSampleGuard
 from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
-from rlvid.trainers.deepspeed_setup import fill_deepspeed_batch_config, launched_with_deepspeed, uses_deepspeed
+from rlvid.trainers.deepspeed_setup import (
+    check_cpu_deepspeed_launch,
+    fill_deepspeed_batch_config,
+    launched_with_deepspeed,
+    uses_deepspeed,
+)
 from rlvid.trainers.hooks import HookRunner
 from rlvid.trainers.logging import RunLogger
 from rlvid.trainers.precision import launcher_precision, resolve_precision
@@ -88,6 +93,7 @@ def make_accelerator(recipe) -> Accelerator:
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=recipe.trainer.collective_timeout_s))
     # cpu=True is what makes accelerate read torchrun's ranks on a CPU-only machine (MULTI_CPU over gloo); it would
     # also make accelerate ignore a DeepSpeed launch, which runs on DeepSpeed's CPU accelerator there
+    check_cpu_deepspeed_launch(torch.cuda.is_available())
     cpu = not torch.cuda.is_available() and not launched_with_deepspeed()
     return Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=[timeout])
 
