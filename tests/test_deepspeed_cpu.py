@@ -7,9 +7,10 @@ test checks what the CPU rehearsal of the GPU check (docs/gpu.md) found broken: 
 num_iterations 2: two per step), and the gradient equals the one of a plain single-process run of the same
 recipe (the same loss scaling as DDP: DeepSpeed must not divide by its accumulation count again).
 
-The project does not install deepspeed (nor does CI): these tests skip where it is not importable. To run
-them, put deepspeed's wheel on PYTHONPATH, e.g. `pip install --no-deps --target DIR deepspeed==0.19.8 hjson
-msgpack` (docs/gpu.md); the first run JIT-builds DeepSpeed's small shared-memory op (~3 min on 2 cores).
+scripts/setup.sh does not install deepspeed (it is the optional extra `rlvid[deepspeed]`): the two launch tests
+skip where it is not importable. To run them, install the extra, or put deepspeed on PYTHONPATH, e.g. `pip install
+--no-deps --target DIR deepspeed==0.19.8 hjson msgpack` (docs/gpu.md); the first run JIT-builds DeepSpeed's small
+shared-memory op (~3 min on 2 cores).
 """
 
 from __future__ import annotations
