@@ -159,7 +159,7 @@ def table(results: dict) -> str:
         notes = []
         for key in ("resume_state_equal", "resume_step_max_abs_diff", "dtensor_params", "zero_stage",
                     "optimizer_updates_per_step", "gathered_gib", "visual_tokens_per_prompt", "reason",
-                    "not_exercised", "workarounds", "problems"):
+                    "not_exercised", "deepspeed_batch", "problems"):
             if key in r:
                 notes.append(f"{key}={r[key]}")
         if r["status"] != "ok" and "log_tail" in r:

@@ -107,32 +107,6 @@ def make_trainer(s: dict, work: Path, name: str, role: str, trainer: dict, model
     return grpo_trainer(recipe, work, accelerator=accelerator(recipe) if accelerator else None)
 
 
-def deepspeed_accelerator(s: dict, workarounds: list[str]):
-    """recipe -> the trainer's Accelerator under accelerate + DeepSpeed, with the micro-batch size filled in.
-
-    rlvid's trainer prepares no DataLoader, and accelerate's DeepSpeed configs built from
-    recipes/accelerate/zero*.yaml leave `train_micro_batch_size_per_gpu` at "auto", which
-    `Accelerator.prepare` then refuses (ValueError: "... requires you to pass at least one of training or
-    evaluation dataloaders ..."): `rlvid train` cannot start under those configs. The check sets it to the
-    recipe's micro-batch size and records that it did. On CPU (--rehearse) the Accelerator is made with
-    cpu=False: rlvid's CPU default (cpu=True) makes accelerate ignore the DeepSpeed plugin.
-    """
-    from accelerate import Accelerator
-
-    from rlvid.trainers.loop import make_accelerator
-
-    def build(recipe):
-        acc = Accelerator(mixed_precision="no", cpu=False) if s["rehearse"] else make_accelerator(recipe)
-        plugin = acc.state.deepspeed_plugin
-        if plugin is not None and plugin.is_auto("train_micro_batch_size_per_gpu"):
-            plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = recipe.trainer.micro_batch_size_per_device
-            workarounds.append("train_micro_batch_size_per_gpu was 'auto' (accelerate.prepare refuses it without a "
-                               "DataLoader): set to trainer.micro_batch_size_per_device")
-        return acc
-
-    return build
-
-
 def run_step(trainer, step: int) -> dict[str, float]:
     """One step as `Trainer.fit` runs it (timer reset, the `step` phase around `train_step`)."""
     trainer.timer.reset()
@@ -334,12 +308,14 @@ def fsdp2(s: dict, work: Path) -> dict:
 
 def zero(s: dict, work: Path, name: str, role: str, trainer_cfg: dict, model_cfg: dict | None = None) -> dict:
     """A GRPO step through accelerate + DeepSpeed (one process): optimizer updates per step, weight gather."""
-    workarounds: list[str] = []
     trainer = make_trainer(s, work, name, role, {"beta": 0.0, **trainer_cfg}, model=model_cfg,
-                           new_tokens=s["dist_new_tokens"], accelerator=deepspeed_accelerator(s, workarounds))
+                           new_tokens=s["dist_new_tokens"])  # the trainer's own Accelerator, as `rlvid train`
     acc = trainer.accelerator
     engine = trainer.model
-    out = {"distributed_type": str(acc.distributed_type), "workarounds": workarounds,
+    ds_config = acc.state.deepspeed_plugin.deepspeed_config if acc.state.deepspeed_plugin else {}
+    out = {"distributed_type": str(acc.distributed_type),
+           "deepspeed_batch": {k: ds_config.get(k) for k in ("train_micro_batch_size_per_gpu",
+                                                             "gradient_accumulation_steps", "train_batch_size")},
            "zero_stage": engine.zero_optimization_stage() if hasattr(engine, "zero_optimization_stage") else None,
            "partitioned_params": sum(hasattr(p, "ds_id") for p in engine.parameters())}
     if "DEEPSPEED" not in out["distributed_type"]:
@@ -355,9 +331,8 @@ def zero(s: dict, work: Path, name: str, role: str, trainer_cfg: dict, model_cfg
     out["optimizer_updates_per_step"] = updates  # the recipe asks for num_iterations (1) per step
     wanted = trainer.recipe.trainer.num_iterations
     if any(u is not None and u != wanted for u in updates):
-        out["problems"] = [f"DeepSpeed took {updates} optimizer updates per GRPO step, the recipe asks for {wanted}: "
-                           "accelerate steps the engine after every backward while sync_gradients is true, and "
-                           "Trainer.accumulate_and_step leaves it true for every micro-batch in one process"]
+        out["problems"] = [f"DeepSpeed took {updates} optimizer updates per GRPO step, the recipe asks for {wanted} "
+                           "(Trainer.accumulate_and_step must end accumulation on the last micro-batch only)"]
     out["micro_batches_per_step"] = -(-s["prompts"] * s["group"] // s["micro_batch"])
     out["step_s"] = round(rows[-1]["time/step"], 3)
     out["phases_s"] = {k.removeprefix("time/"): round(v, 3) for k, v in rows[-1].items() if k.startswith("time/")}

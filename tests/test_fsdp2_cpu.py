@@ -4,7 +4,9 @@ accelerate turns FSDP on only for GPU process groups, so `scripts/gpu_check.py -
 CPU; this test shards the tiny model the way accelerate's FSDP2 plugin does (every decoder layer and vision
 block, then the root) and runs the trainer's own generate, step and weight-gather code on it. It found that
 the shared-prefix pass (`trainer.shared_prefix`, on by default) fails in backward under FSDP2 when gradient
-checkpointing is off (with checkpointing on, training uses the plain pass and works) — the xfail below.
+checkpointing is off (with checkpointing on, training uses the plain pass and works). The gradient pass now
+falls back to the plain pass under FSDP2, with a logged reason (rlvid/policy/prefix_logprobs.py); the last test
+checks that such a step trains.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def fsdp2_result(tmp_path_factory):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     if proc.returncode != 0:  # not an AssertionError, so the xfail below cannot swallow a broken harness
         raise RuntimeError(proc.stderr[-4000:])
-    return json.loads((root / "result.json").read_text())
+    return dict(json.loads((root / "result.json").read_text()), log=proc.stderr)
 
 
 @pytest.mark.slow
@@ -103,9 +105,7 @@ def test_sharded_trainer_generates_gathers_and_updates(fsdp2_result):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="FSDP2 + shared-prefix pass without gradient checkpointing: backward hits a resharded "
-                          "(freed) vision weight; see docs/gpu.md")
 def test_shared_prefix_step_without_checkpointing(fsdp2_result):
     step = fsdp2_result["no_checkpointing_step"]
-    assert isinstance(step, float) and step > 0, step
+    assert isinstance(step, float) and step > 0, step  # trains (the gradient pass falls back to the plain pass)
+    assert "the gradient pass uses the plain pass under FSDP2" in fsdp2_result["log"]  # and says why

@@ -18,6 +18,7 @@ the plain pass is used.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,8 @@ from rlvid.models.vision_reuse import find_vl_core
 from rlvid.policy.encode import EncodedPrompt, to_device
 from rlvid.policy.placeholders import sampled_logits
 from rlvid.timing import subphase
+
+logger = logging.getLogger("rlvid.policy")
 
 
 @dataclass
@@ -82,13 +85,46 @@ def make_prefix_batch(prompts: list[EncodedPrompt], row_prompt: list[int], compl
 
 
 def supports_shared_prefix(model: torch.nn.Module) -> bool:
-    """False where the KV cache is off (gradient checkpointing while training) or the family is not mRoPE-Qwen."""
+    """False where the KV cache is off (gradient checkpointing while training), the family is not mRoPE-Qwen,
+    or gradients would flow through FSDP2-sharded parameters (see `fsdp2_gradient_pass`)."""
     try:
         core = find_vl_core(model)
     except TypeError:
         return False
     checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in core.language_model.modules())
-    return not (checkpointing and core.training)
+    return not (checkpointing and core.training) and not fsdp2_gradient_pass(core)
+
+
+def fsdp2_gradient_pass(core: torch.nn.Module) -> bool:
+    """True for a pass with gradients through FSDP2-sharded parameters: the plain pass is used there.
+
+    The shared-prefix pass runs the model twice (prefill, then the completions against its KV cache) before
+    one backward. The completions' gradient reaches each prefill layer through the cached keys/values, made
+    inside the layer (k_proj / v_proj), not through the layer's output, where FSDP2 hangs the hook that
+    re-gathers a resharded layer's weights before its backward; so autograd meets a freed weight ("setStorage:
+    ... out of bounds for storage of size 0", tests/test_fsdp2_cpu.py). Keeping the layers unsharded through
+    the backward would cost FSDP2's memory saving, so the plain pass is used instead. No-grad passes (old /
+    reference log-probs, generation) keep the shared prefix.
+    """
+    if not torch.is_grad_enabled():
+        return False
+    from torch.distributed.fsdp import FSDPModule
+
+    # the module class, not DTensor parameters: between forwards FSDP2 may hold a module's unsharded plain tensors
+    if not any(isinstance(m, FSDPModule) for m in core.language_model.modules()):
+        return False
+    if not any(p.requires_grad for p in core.parameters()):
+        return False
+    global _fsdp2_logged
+    if not _fsdp2_logged:
+        _fsdp2_logged = True
+        logger.warning("trainer.shared_prefix: the gradient pass uses the plain pass under FSDP2 (the shared-prefix "
+                       "backward reaches resharded k/v weights through the KV cache, bypassing FSDP2's re-gather "
+                       "hooks); generation and no-grad log-probs still share prefixes")
+    return True
+
+
+_fsdp2_logged = False
 
 
 def prefix_completion_logprobs(model: torch.nn.Module, batch: PrefixBatch, completion_mask: torch.Tensor,

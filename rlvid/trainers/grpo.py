@@ -67,6 +67,12 @@ class GRPOTrainer(Trainer):
     def updates_per_step(self) -> int:
         return self.recipe.trainer.num_iterations
 
+    @property
+    def micro_batches_per_update(self) -> int:
+        """This process's G rows per prompt in micro-batches (as `make_micro_batches` splits them)."""
+        rows = self.global_batch_size * self.recipe.rollout.num_generations // self.accelerator.num_processes
+        return max(1, -(-rows // self.recipe.trainer.micro_batch_size_per_device))
+
     # ------------------------------------------------------------------ one step
 
     def train_step(self, prompts: list, step: int) -> dict[str, float]:

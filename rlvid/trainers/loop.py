@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -37,8 +38,15 @@ from rlvid.redact import scrub
 from rlvid.timing import PhaseTimer
 from rlvid.trainers.bad_samples import BadSampleGuard
 from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
+from rlvid.trainers.deepspeed_setup import (
+    check_cpu_deepspeed_launch,
+    fill_deepspeed_batch_config,
+    launched_with_deepspeed,
+    uses_deepspeed,
+)
 from rlvid.trainers.hooks import HookRunner
 from rlvid.trainers.logging import RunLogger
+from rlvid.trainers.precision import launcher_precision, resolve_precision
 from rlvid.trainers.run_folder import (
     METRICS_FILE,
     check_run_folder,
@@ -70,7 +78,8 @@ class OptimConfig:
 
 
 def make_accelerator(recipe) -> Accelerator:
-    """One Accelerator per process; `trainer.precision: auto` = bf16 on GPU, no mixed precision on CPU.
+    """One Accelerator per process; its mixed precision from `trainer.precision` and the launcher's
+    (rlvid/trainers/precision.py: an explicit setting wins, `auto` follows the launcher on GPU, fp32 on CPU).
 
     Collectives time out after `trainer.collective_timeout_s` (passed to the process group), so a stalled
     rank ends the job with torch's error naming the collective instead of waiting forever."""
@@ -78,12 +87,15 @@ def make_accelerator(recipe) -> Accelerator:
 
     from accelerate.utils import InitProcessGroupKwargs
 
-    precision = recipe.trainer.precision
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() else "no"
+    precision, warning = resolve_precision(recipe.trainer.precision, launcher_precision(), torch.cuda.is_available())
+    if warning and int(os.environ.get("RANK", "0")) == 0:
+        logger.warning(warning)
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=recipe.trainer.collective_timeout_s))
-    # cpu=True is what makes accelerate read torchrun's ranks on a CPU-only machine (MULTI_CPU over gloo)
-    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(), kwargs_handlers=[timeout])
+    # cpu=True is what makes accelerate read torchrun's ranks on a CPU-only machine (MULTI_CPU over gloo); it would
+    # also make accelerate ignore a DeepSpeed launch, which runs on DeepSpeed's CPU accelerator there
+    check_cpu_deepspeed_launch(torch.cuda.is_available())
+    cpu = not torch.cuda.is_available() and not launched_with_deepspeed()
+    return Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=[timeout])
 
 
 def make_optimizer_and_scheduler(model: torch.nn.Module, cfg: OptimConfig, total_updates: int):
@@ -148,6 +160,8 @@ class Trainer:
         self._check_batch_sizes()
         self.optimizer, self.scheduler = make_optimizer_and_scheduler(
             policy.model, self.optim_config(), self.total_steps * self.updates_per_step)
+        fill_deepspeed_batch_config(self.accelerator, recipe.trainer.micro_batch_size_per_device,
+                                    self.micro_batches_per_update, self.optim_config().max_grad_norm)
         self.model, self.optimizer = self.accelerator.prepare(policy.model, self.optimizer)
         policy.wrap(self.model)
         self.accelerator.register_for_checkpointing(self.scheduler)
@@ -176,6 +190,12 @@ class Trainer:
     @property
     def updates_per_step(self) -> int:
         return 1
+
+    @property
+    def micro_batches_per_update(self) -> int:
+        """Micro-batches one process runs per optimizer update (DeepSpeed's gradient_accumulation_steps)."""
+        per_process = self.global_batch_size // self.accelerator.num_processes
+        return max(1, math.ceil(per_process / self.recipe.trainer.micro_batch_size_per_device))
 
     @property
     def max_steps(self) -> int:
@@ -359,29 +379,45 @@ class Trainer:
         steps) and multiplied by the number of processes, because DDP averages gradients. Gradients
         are all-reduced only on the last micro-batch; a process with fewer micro-batches runs
         zero-loss ones so every process joins the same collectives. A non-finite loss raises (naming the step and saving
-        `samples`) or, with `trainer.on_nan: skip`, drops the update on every process.
+        `samples`) or, with `trainer.on_nan: skip`, drops the update on every process. Under DeepSpeed (ZeRO-2/3)
+        accumulation ends on the last micro-batch only, where the engine takes the step's one update, and the
+        loss is not divided again by DeepSpeed's accumulation count, so gradients match DDP's; a non-finite loss
+        always raises there (the engine cannot drop an accumulated update).
         """
         acc = self.accelerator
         world = acc.num_processes
+        deepspeed = uses_deepspeed(acc)
         most = int(reduce_max(acc, n_micro_batches))
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         bad = 0.0
-        for i in range(most):
-            sync = i == most - 1
-            with (nullcontext() if sync or world == 1 else acc.no_sync(self.model)):
-                if i < n_micro_batches:
-                    loss, mb_metrics = loss_fn(i)
-                    for k, v in mb_metrics.items():
-                        sums[k] = sums.get(k, 0.0) + float(v)
-                        counts[k] = counts.get(k, 0) + 1
-                    if not torch.isfinite(loss.detach()):
-                        bad = 1.0
-                else:
-                    loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
-                acc.backward(loss * world)
+        try:
+            for i in range(most):
+                sync = i == most - 1
+                with (nullcontext() if sync or world == 1 else acc.no_sync(self.model)):
+                    if i < n_micro_batches:
+                        loss, mb_metrics = loss_fn(i)
+                        for k, v in mb_metrics.items():
+                            sums[k] = sums.get(k, 0.0) + float(v)
+                            counts[k] = counts.get(k, 0) + 1
+                        if not torch.isfinite(loss.detach()):
+                            bad = 1.0
+                    else:
+                        loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
+                    if not deepspeed:
+                        acc.backward(loss * world)
+                        continue
+                    # DeepSpeed updates inside the backward that ends accumulation: check finiteness first, and
+                    # end accumulation on the last micro-batch only; the loss already carries the step's
+                    # normaliser, so DeepSpeed must not divide it by its accumulation count again
+                    if sync and reduce_max(acc, bad) > 0:
+                        self.raise_nonfinite_under_deepspeed(step, samples)
+                    acc.sync_gradients = sync
+                    acc.backward(loss * world, scale_wrt_gas=False)
+        finally:
+            acc.sync_gradients = True
         metrics = {k: sums[k] if k in summed else sums[k] / counts[k] for k in sums}
-        if reduce_max(acc, bad) > 0:
+        if not deepspeed and reduce_max(acc, bad) > 0:
             path = self.save_bad_samples(step, samples, "non-finite loss")
             if self.recipe.trainer.on_nan == "raise":
                 raise NonFiniteError(f"{self.stage} step {step + 1}: non-finite loss; samples saved to {path}")
@@ -394,6 +430,14 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return dict(metrics, skipped_nonfinite=0.0)
+
+    def raise_nonfinite_under_deepspeed(self, step: int, samples: Sequence) -> None:
+        """A non-finite loss under DeepSpeed: the engine holds the step's accumulated gradients, so the update
+        cannot be dropped (`trainer.on_nan: skip`); stop before it is applied."""
+        path = self.save_bad_samples(step, samples, "non-finite loss")
+        skip = " (trainer.on_nan: skip cannot drop an update under DeepSpeed)" if self.recipe.trainer.on_nan == "skip" \
+            else ""
+        raise NonFiniteError(f"{self.stage} step {step + 1}: non-finite loss; samples saved to {path}{skip}")
 
     def save_bad_samples(self, step: int, samples: Sequence, reason: str, extra: dict | None = None) -> Path:
         """Write this process's samples of a failed step to output_dir/bad_steps/step-N-rankR.jsonl."""

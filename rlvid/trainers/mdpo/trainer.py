@@ -75,6 +75,12 @@ class MDPOTrainer(Trainer):
     def global_batch_size(self) -> int:
         return self.recipe.mdpo.pairs_per_step
 
+    @property
+    def micro_batches_per_update(self) -> int:
+        """This process's pairs in micro-batches of micro_batch_size_per_device // 2 pairs (2 rows each)."""
+        pairs = self.global_batch_size // self.accelerator.num_processes
+        return max(1, -(-pairs // max(1, self.recipe.trainer.micro_batch_size_per_device // 2)))
+
     # ------------------------------------------------------------------ one step
 
     def train_step(self, pairs: list[Pair], step: int) -> dict[str, float]:
