@@ -39,6 +39,7 @@ RESUMABLE_KEYS = (
     "trainer.logging_steps", "trainer.eval_steps", "trainer.progress_bar", "trainer.max_eval_samples",
     "trainer.eval_batch_size", "trainer.on_hook_error", "trainer.collective_timeout_s",
     "trainer.phase_warn_factor", "rewards.timeout_s", "logging", "hooks",
+    "trainer.log_level", "trainer.eval_on_start", "trainer.log_completions",
 )
 
 
