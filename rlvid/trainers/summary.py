@@ -34,7 +34,7 @@ def eval_history(output_dir: str | Path, stage: str) -> dict[str, dict[int, floa
     return out
 
 
-def _rank(key: str) -> tuple[int, str]:
+def headline_rank(key: str) -> tuple[int, str]:
     hits = [i for i, h in enumerate(HEADLINE) if h in key]
     return (hits[0] if hits else len(HEADLINE), key)
 
@@ -43,7 +43,7 @@ def format_summary(output_dir: str | Path, stage: str, steps: int, seconds: floa
     """Lines for the terminal: what ran, the eval metrics (first -> best @ step -> last) and the final model."""
     lines = [f"{stage}: {steps} steps in {_duration(seconds)}; run folder {output_dir}"]
     history = eval_history(output_dir, stage)
-    keys = sorted(history, key=_rank)
+    keys = sorted(history, key=headline_rank)
     if keys:
         width = min(max(len(k) for k in keys[:MAX_ROWS]), 48)
         lines.append(f"  {'eval metric':<{width}}  {'first':>8}  {'best (step)':>15}  {'last':>8}")
