@@ -346,7 +346,8 @@ class Trainer:
             metrics["time/eval"] = time.perf_counter() - start
             run_log.log(metrics, self.step, advance=False)
             if metrics:
-                console.write(format_eval_table(metrics, f"{self.stage} eval at step {self.step}"))
+                shown = scrub(metrics, self.recipe.logging.secret_env)  # reward labels may hold secret values
+                console.write(format_eval_table(shown, f"{self.stage} eval at step {self.step}"))
         self.accelerator.wait_for_everyone()
         return metrics
 
