@@ -100,3 +100,23 @@ def test_console_drops_accelerate_chatter_and_keeps_ours(capsys):
         root.setLevel(before[1])
         for name in console.QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_log_completions_writes_a_wandb_table_and_jsonl(tmp_path, monkeypatch):
+    from tiny_setup import make_tiny_setup, write_recipe
+
+    from rlvid.app.train import run_train
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    setup = make_tiny_setup(tmp_path)
+    recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run", {
+        "trainer": {"max_steps": 2, "log_completions": 3}, "logging": {"wandb": "offline"}})
+    run_train(str(recipe))
+    rows = [json.loads(line) for line in open(tmp_path / "run" / "completions.jsonl")]
+    assert [r["step"] for r in rows] == [1, 1, 1, 2, 2, 2]
+    assert all(isinstance(r["completion"], str) and "reward" in r and "advantage" in r and r["sample_id"]
+               for r in rows)
+    tables = list((tmp_path / "run" / "wandb").rglob("completions_*.table.json"))
+    assert len(tables) == 2
+    table = json.loads(tables[0].read_text())
+    assert table["columns"][:2] == ["step", "sample_id"] and len(table["data"]) == 3

@@ -290,6 +290,7 @@ class Trainer:
                             logger.warning(message)
                     if self.step % self.recipe.trainer.logging_steps == 0 or self.step == self.total_steps:
                         run_log.log(metrics, self.step)
+                        run_log.log_completions(getattr(self, "recent_completions", None) or [], self.step)
                     saved = self.maybe_save()
                     stopping = reduce_max(acc, float(stop.signum or 0))
                     if not stopping:
