@@ -8,6 +8,7 @@ complete) is not rerun, so `trainer.resume: auto` continues whichever stage was 
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from rlvid.app.compose import grpo_trainer, sft_trainer, sft_warm_start
 from rlvid.config import load_recipe
 from rlvid.redact import install_log_filter
 from rlvid.trainers import console
+from rlvid.trainers.checkpoint import COMPLETE
 from rlvid.trainers.summary import format_summary
 
 
@@ -68,9 +70,15 @@ def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
         return run_mdpo(recipe, recipe_dir)
     model_path = None
     if recipe.sft.steps > 0:
+        sft_dir = Path(recipe.trainer.output_dir) / "sft"
+        reused = (sft_dir / "final" / COMPLETE).is_file()
         started = time.perf_counter()
         model_path = str(sft_warm_start(recipe, recipe_dir))
-        sft_dir = Path(recipe.trainer.output_dir) / "sft"
-        console.write(format_summary(sft_dir, "sft", recipe.sft.steps, time.perf_counter() - started, model_path))
+        if os.environ.get("RANK", "0") != "0":  # the summary once, on the main process
+            pass
+        elif reused:
+            console.write(f"sft: reusing the finished SFT stage {model_path}")
+        else:
+            console.write(format_summary(sft_dir, "sft", recipe.sft.steps, time.perf_counter() - started, model_path))
     trainer = grpo_trainer(recipe, recipe_dir, model_path=model_path)
     return _finish(trainer, "train", recipe_path, overrides, trainer.fit())
