@@ -27,25 +27,27 @@ def _load(recipe_path: str, overrides: list[str] | None):
     return recipe, Path(recipe_path).resolve().parent
 
 
-def next_commands(command: str, recipe_path: str, overrides: list[str] | None, output_dir: str | Path) -> str:
-    """The exact commands to plot, evaluate and resume/extend this run."""
+def next_commands(command: str, recipe_path: str, overrides: list[str] | None, output_dir: str | Path,
+                  split: str = "val") -> str:
+    """The exact commands to plot, evaluate (on `split`) and resume/extend this run."""
     again = shlex.join(["rlvid", command, recipe_path, *[o for o in overrides or [] if "trainer.resume" not in o]])
     out = shlex.quote(str(output_dir))
     rec = shlex.quote(recipe_path)
     return "\n".join([
         "next:",
         f"  plot:     rlvid plot {out}",
-        f"  evaluate: rlvid eval {rec} --checkpoint {shlex.quote(str(Path(output_dir) / 'final'))} --split test",
-        f"  every checkpoint: rlvid eval {rec} --run {out}",
-        f"  resume or extend: {again} trainer.resume=auto [trainer.max_steps=N]",
+        f"  evaluate: rlvid eval {rec} --checkpoint {shlex.quote(str(Path(output_dir) / 'final'))} --split {split}",
+        f"  every checkpoint: rlvid eval {rec} --run {out} --split {split}",
+        f"  resume:   {again} trainer.resume=auto   (to train longer, raise trainer.max_steps too)",
     ])
 
 
 def _finish(trainer, command: str, recipe_path: str, overrides: list[str] | None, final: Path) -> Path:
     if trainer.accelerator.is_main_process:
         steps = trainer.step
+        split = "test" if trainer.recipe.data.test else "val"
         console.write(format_summary(trainer.output_dir, trainer.stage, steps, trainer.run_seconds, final) + "\n"
-                      + next_commands(command, recipe_path, overrides, trainer.output_dir))
+                      + next_commands(command, recipe_path, overrides, trainer.output_dir, split))
     return final
 
 
