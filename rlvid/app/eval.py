@@ -28,6 +28,7 @@ from rlvid.models.loading import load_policy, load_processor
 from rlvid.policy import Policy
 from rlvid.redact import scrub
 from rlvid.safe_paths import safe_component
+from rlvid.trainers import console
 from rlvid.trainers.checkpoint import COMPLETE, MODEL_WEIGHTS, complete_checkpoints, is_model_folder
 from rlvid.trainers.summary import headline_rank
 
@@ -36,6 +37,7 @@ def run_eval(recipe_path: str, checkpoint: str | Sequence[str] | None = None, ov
              split: str = "val", out: str | None = None, batch_size: int = 8, run: str | None = None) -> int:
     """Evaluate each checkpoint (default: the recipe's model) and write metrics.json + predictions.jsonl."""
     recipe = load_recipe(recipe_path, overrides or [])
+    console.configure_console(recipe.trainer.log_level)  # no weight-loading bars between the tables
     targets = eval_targets(checkpoint, run)
     samples = load_split(recipe, split)
     convention, dense = recipe.trainer.eval_convention, recipe.trainer.eval_dense
@@ -93,7 +95,9 @@ def _label(target: str | None) -> str:
     if target is None:
         return "model"
     path = Path(target)
-    return f"{path.parent.parent.name}-{path.name}" if path.parent.name == "checkpoints" else path.name
+    if path.parent.name == "checkpoints":
+        return f"{path.parent.parent.name}-{path.name}"
+    return f"{path.parent.name}-{path.name}" if path.name == "final" else path.name
 
 
 @contextmanager
