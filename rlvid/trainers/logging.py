@@ -70,6 +70,9 @@ class RunLogger:
             for key in ("rewards/total", "loss"):
                 if key in clean:
                     postfix[key.split("/")[0]] = f"{clean[key]:.3f}"
+            for key, short in (("rollout/truncated_fraction", "trunc"), ("adv/zero_fraction", "zero_adv")):
+                if key in clean:  # a run that cannot learn shows it here too (1.00 = every completion/group)
+                    postfix[short] = f"{clean[key]:.2f}"
             self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(1)
 
