@@ -56,7 +56,8 @@ def format_summary(output_dir: str | Path, stage: str, steps: int, seconds: floa
         if len(keys) > MAX_ROWS:
             lines.append(f"  ... {len(keys) - MAX_ROWS} more eval metrics in {Path(output_dir) / METRICS_FILE}")
     else:
-        lines.append("  no evaluation ran (add a hook, e.g. hooks: [{name: eval_all}], or trainer.eval_on_start)")
+        lines.append("  no evaluation ran (add a hook, e.g. hooks: [{name: eval_all}]; "
+                     "trainer.eval_on_start adds a step-0 baseline)")
     lines.append(f"  final model: {final}")
     return "\n".join(lines)
 
