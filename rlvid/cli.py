@@ -37,7 +37,14 @@ def _eval(args: argparse.Namespace) -> int:
     from rlvid.app.eval import run_eval
 
     return run_eval(args.recipe, checkpoint=args.checkpoint, overrides=args.overrides, split=args.split,
-                    out=args.out)
+                    out=args.out, run=args.run)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rlvid.app.export import export_checkpoint
+
+    print(f"wrote {export_checkpoint(args.checkpoint, args.out, merge_lora=args.merge_lora)}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -91,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a model on a recipe's validation or test split")
     p.add_argument("recipe", help="recipe YAML: a path, or a packaged recipe by name (e.g. quickstart)")
     p.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. data.val=path.jsonl")
-    p.add_argument("--checkpoint", default=None, help="model folder to evaluate (default: the recipe's model)")
+    p.add_argument("--checkpoint", action="append", default=None,
+                   help="model folder or checkpoints/step-N to evaluate, repeatable; results go next to each "
+                        "(default: the recipe's model)")
+    p.add_argument("--run", default=None, help="evaluate every complete checkpoint and final/ of this run folder")
     p.add_argument("--split", default="val", choices=["val", "test"], help="which of the recipe's splits")
     p.add_argument("--out", default=None, help="folder for metrics.json and predictions.jsonl")
     p.set_defaults(func=_eval)
@@ -102,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("recipe", help="recipe YAML: a path, or a packaged recipe by name (e.g. quickstart)")
         p.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.lr=1e-5")
         p.set_defaults(func=_train)
+
+    p = sub.add_parser("export", help="write a checkpoints/step-N folder as an HF model folder")
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--merge-lora", action="store_true", help="LoRA: merge the adapters into the base weights "
+                                                             "(default: write the adapter only, for peft)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("plot", help="PNG curves of a run folder's metrics.jsonl")
     p.add_argument("run_dir", help="a run folder (trainer.output_dir) holding metrics.jsonl")

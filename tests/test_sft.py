@@ -33,5 +33,6 @@ def test_plot_writes_pngs_of_a_run(tmp_path):
         {"step": 2, "stage": "grpo", "eval/temporal_grounding/mIoU": 0.2},
     ]) + "\n")
     names = sorted(p.name for p in plot_run(tmp_path))
-    assert names == ["grpo_eval.png", "grpo_kl.png", "grpo_phase_times.png", "grpo_rewards.png"]
+    assert names == ["grpo_eval_temporal_grounding.png", "grpo_kl.png", "grpo_overview.png", "grpo_phase_times.png",
+                     "grpo_rewards.png"]
     assert all((tmp_path / "plots" / n).stat().st_size > 1000 for n in names)

@@ -170,6 +170,9 @@ class TrainerConfig:
     on_nan: Literal["raise", "skip"] = "raise"  # non-finite loss: stop, or skip the step and log it
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # mixed precision of the update
     progress_bar: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"  # console; debug = other libraries' INFO too
+    eval_on_start: bool = False  # run the evaluation hooks before the first step (the step-0 baseline)
+    log_completions: int = 0  # sample completions per logged step in a wandb table (0 = off)
     save_total_limit: int = 2  # checkpoints kept in output_dir (oldest removed first); 0 = keep all
     advantage_sign: Literal[1, -1] = 1  # -1 flips every advantage: a control run that must NOT learn
     max_eval_samples: int | None = None  # cap on val samples an evaluation hook decodes (None = all)

@@ -5,6 +5,12 @@ RNG states of every process, registered objects such as the LR scheduler), `trai
 (step, epoch: the data position, since the data order is a function of seed and epoch) and a
 `complete` marker written last. A save killed midway leaves only a `.tmp-*` folder, which
 `latest_checkpoint` ignores and the next save removes, so the last good checkpoint is never damaged.
+
+Without LoRA (and with the model saved whole, as `model.safetensors`: one process, DDP), the folder also
+holds the model's `config.json`, generation config and processor files (`write_hf_files`), so
+`from_pretrained(step-N)` and `rlvid eval --checkpoint step-N` load it as they load `final/`; resuming
+reads only accelerate's files and is unchanged. Other checkpoints are turned into a model folder with
+`rlvid export` (`rlvid.app.export`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import errno
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 COMPLETE = "complete"
@@ -23,8 +30,12 @@ def checkpoint_root(output_dir: str | Path) -> Path:
     return Path(output_dir) / "checkpoints"
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict, keep: int = 0) -> Path:
-    """Save the training state after `step` optimizer steps; call on every process."""
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict, keep: int = 0,
+                    extra_files: Callable[[Path], None] | None = None) -> Path:
+    """Save the training state after `step` optimizer steps; call on every process.
+
+    `extra_files(folder)` runs on the main process before the folder is marked complete (the loop writes
+    the HF model files there)."""
     root = checkpoint_root(output_dir)
     final = root / f"step-{step:06d}"
     tmp = root / f".tmp-step-{step:06d}"
@@ -39,6 +50,8 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict,
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps(dict(state, step=step), indent=2) + "\n")
+            if extra_files is not None:
+                extra_files(tmp)
             _fsync_dir(tmp)
             (tmp / COMPLETE).write_text("ok\n")
     except (OSError, RuntimeError) as e:
@@ -165,6 +178,33 @@ def save_final_model(accelerator, model, processor, out: str | Path, save_merged
         os.replace(tmp, out)
     accelerator.wait_for_everyone()
     return out
+
+
+MODEL_WEIGHTS = "model.safetensors"  # what accelerate's save_state writes for a model saved whole
+
+
+def is_peft(model) -> bool:
+    return hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")
+
+
+def write_hf_files(model, processor, folder: str | Path) -> bool:
+    """Write config.json, generation_config.json and the processor next to a checkpoint's `model.safetensors`,
+    so `from_pretrained(folder)` loads it; returns False (and writes nothing) where the weights there are not a
+    plain model's (LoRA adapters, FSDP/DeepSpeed shards): those need `rlvid export`."""
+    folder = Path(folder)
+    if is_peft(model) or not (folder / MODEL_WEIGHTS).is_file():
+        return False
+    model.config.save_pretrained(folder)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return True
+
+
+def is_model_folder(path: str | Path) -> bool:
+    """True for a folder `from_pretrained` can load (config.json next to its weights)."""
+    path = Path(path)
+    return (path / "config.json").is_file()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -22,6 +22,7 @@ from rlvid.models.vision_reuse import visual_tokens
 from rlvid.policy import Policy, SequenceBatch
 from rlvid.rollout import HFRolloutEngine, RolloutEngine, Rollouts, SamplingParams
 from rlvid.rollout.is_correction import rollout_logprob_rows
+from rlvid.trainers.completion_table import completion_rows
 from rlvid.trainers.loop import NonFiniteError, Trainer, micro_batches, reduce_max, reduce_sum
 from rlvid.trainers.selection import refill_groups, select_groups
 
@@ -91,6 +92,8 @@ class GRPOTrainer(Trainer):
             prompts, rollouts, rewards, select_metrics = self.select(prompts, rollouts, rewards, step)
         with t("adv"):
             advantages = self.compute_advantages(rollouts, rewards)
+        if cfg.log_completions:  # trainer.log_completions: a table of what the model wrote (loop logs it)
+            self.recent_completions = completion_rows(prompts, rollouts, rewards, advantages, cfg.log_completions)
         with t("encode"):
             batches = self.make_micro_batches(prompts, rollouts, advantages)
             normalizer = self.global_normalizer(batches)

@@ -70,8 +70,27 @@ class RunLogger:
             for key in ("rewards/total", "loss"):
                 if key in clean:
                     postfix[key.split("/")[0]] = f"{clean[key]:.3f}"
+            for key, short in (("rollout/truncated_fraction", "trunc"), ("adv/zero_fraction", "zero_adv")):
+                if key in clean:  # a run that cannot learn shows it here too (1.00 = every completion/group)
+                    postfix[short] = f"{clean[key]:.2f}"
             self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(1)
+
+    def log_completions(self, rows: list[dict[str, Any]], step: int) -> None:
+        """Sample completions (`trainer.log_completions`): a wandb table `completions` and completions.jsonl lines."""
+        if not self.is_main or not rows:
+            return
+        rows = [scrub(dict(row, step=step), self.secret_env) for row in rows]
+        with open(self.output_dir / "completions.jsonl", "a") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+        if self.wandb_run is not None:
+            import wandb
+
+            from rlvid.trainers.completion_table import COLUMNS
+
+            table = wandb.Table(columns=list(COLUMNS), data=[[row.get(c) for c in COLUMNS] for row in rows])
+            self.wandb_run.log({"completions": table}, step=step)
 
     def close(self) -> None:
         if self.bar is not None:

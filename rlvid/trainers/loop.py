@@ -31,13 +31,21 @@ from accelerate.utils import gather_object
 from data_selection.sampler import selection_weights, weighted_sampler
 from rewards import RewardSet
 from rlvid.config import save_recipe
+from rlvid.eval.table import format_eval_table
 from rlvid.models.trainable import trainable_counts
 from rlvid.plugins import write_plugin_record
 from rlvid.policy import Policy
 from rlvid.redact import scrub
 from rlvid.timing import PhaseTimer
+from rlvid.trainers import console
 from rlvid.trainers.bad_samples import BadSampleGuard
-from rlvid.trainers.checkpoint import load_checkpoint, resolve_resume, save_checkpoint, save_final_model
+from rlvid.trainers.checkpoint import (
+    load_checkpoint,
+    resolve_resume,
+    save_checkpoint,
+    save_final_model,
+    write_hf_files,
+)
 from rlvid.trainers.deepspeed_setup import (
     check_cpu_deepspeed_launch,
     fill_deepspeed_batch_config,
@@ -56,6 +64,7 @@ from rlvid.trainers.run_folder import (
     reconcile_metrics,
     update_run_file,
 )
+from rlvid.trainers.signal_checks import SignalMonitor
 from rlvid.trainers.signals import RunInterrupted, StopRequest
 from rlvid.trainers.watchdog import PhaseWatchdog
 
@@ -271,8 +280,12 @@ class Trainer:
                         0, advance=False)
         watchdog = PhaseWatchdog(self.timer, self.recipe.trainer.phase_warn_factor)
         guard = BadSampleGuard(self.recipe, self.policy.tokenizer, self.output_dir, acc.process_index)
+        monitor = SignalMonitor()
+        started = time.perf_counter()
         try:
             with StopRequest() as stop, watchdog:
+                if self.step == 0 and self.recipe.trainer.eval_on_start:
+                    self.maybe_evaluate(run_log, force=True)  # the step-0 baseline
                 while self.step < self.total_steps:
                     step = self.step
                     self.timer.reset()
@@ -292,8 +305,12 @@ class Trainer:
                     metrics.update(self.timer.metrics())
                     metrics.update({"lr": self.scheduler.get_last_lr()[0], "epoch": step / self.steps_per_epoch})
                     metrics = mean_over_processes(acc, metrics)
+                    if acc.is_main_process:
+                        for message in monitor.check(metrics, self.step):
+                            logger.warning(message)
                     if self.step % self.recipe.trainer.logging_steps == 0 or self.step == self.total_steps:
                         run_log.log(metrics, self.step)
+                        run_log.log_completions(getattr(self, "recent_completions", None) or [], self.step)
                     saved = self.maybe_save()
                     stopping = reduce_max(acc, float(stop.signum or 0))
                     if not stopping:
@@ -301,6 +318,7 @@ class Trainer:
                     else:
                         self.stop_after_signal(int(stopping), saved)
         finally:
+            self.run_seconds = time.perf_counter() - started
             run_log.close()
             if guard.skipped:
                 logger.warning("%d bad sample(s) skipped on process %d during this run (data.skip_bad_samples); "
@@ -333,9 +351,10 @@ class Trainer:
             print(message, file=sys.stderr, flush=True)
         raise RunInterrupted(128 + signum)
 
-    def maybe_evaluate(self, run_log: RunLogger) -> dict[str, float]:
+    def maybe_evaluate(self, run_log: RunLogger, force: bool = False) -> dict[str, float]:
+        """Run the hooks that are due (all of them with `force`), log their metrics and print them as a table."""
         epoch_end = self.step % self.steps_per_epoch == 0
-        hooks = self.hooks.due(self.step, epoch_end, self.step == self.total_steps)
+        hooks = self.hooks.hooks if force else self.hooks.due(self.step, epoch_end, self.step == self.total_steps)
         if not hooks:
             return {}
         metrics: dict[str, float] = {}
@@ -343,10 +362,13 @@ class Trainer:
         if self.accelerator.is_main_process:
             metrics = self.hooks.run(
                 hooks, self.output_dir, self.step, model=self.policy.model, policy=self.policy,
-                epoch=self.epoch_of(self.step - 1), builder=self.builder, samples=self.val_samples,
+                epoch=max(self.epoch_of(self.step - 1), 0), builder=self.builder, samples=self.val_samples,
                 reward_set=self.reward_set)
             metrics["time/eval"] = time.perf_counter() - start
             run_log.log(metrics, self.step, advance=False)
+            if metrics:
+                shown = scrub(metrics, self.recipe.logging.secret_env)  # reward labels may hold secret values
+                console.write(format_eval_table(shown, f"{self.stage} eval at step {self.step}"))
         self.accelerator.wait_for_everyone()
         return metrics
 
@@ -360,7 +382,11 @@ class Trainer:
     def save_now(self) -> Path:
         return save_checkpoint(self.accelerator, self.output_dir, self.step,
                                {"epoch": self.epoch_of(self.step - 1), "stage": self.stage},
-                               keep=self.recipe.trainer.save_total_limit)
+                               keep=self.recipe.trainer.save_total_limit, extra_files=self.write_hf_files)
+
+    def write_hf_files(self, folder: Path) -> None:
+        """Make a checkpoint folder loadable with `from_pretrained` too (config, processor; main process)."""
+        write_hf_files(self.accelerator.unwrap_model(self.model), self.processor, folder)
 
     def save_final(self) -> Path:
         return save_final_model(self.accelerator, self.model, self.processor, self.output_dir / "final",

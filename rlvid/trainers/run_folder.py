@@ -31,7 +31,7 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 # What a run writes into its folder (removed by trainer.overwrite_output_dir).
 RUN_ARTIFACTS = (RUN_FILE, METRICS_FILE, "checkpoints", "final", ".tmp-final", "eval", "samples", "bad_steps",
-                 "wandb")
+                 "wandb", "completions.jsonl")
 # Settings that may change between a run and its resume without changing what is trained.
 RESUMABLE_KEYS = (
     "trainer.resume", "trainer.overwrite_output_dir", "trainer.allow_changed_settings", "trainer.output_dir",
@@ -39,6 +39,7 @@ RESUMABLE_KEYS = (
     "trainer.logging_steps", "trainer.eval_steps", "trainer.progress_bar", "trainer.max_eval_samples",
     "trainer.eval_batch_size", "trainer.on_hook_error", "trainer.collective_timeout_s",
     "trainer.phase_warn_factor", "rewards.timeout_s", "logging", "hooks",
+    "trainer.log_level", "trainer.eval_on_start", "trainer.log_completions",
 )
 
 
