@@ -53,7 +53,7 @@ def generate_shared_prefill(model, inputs: dict[str, torch.Tensor], num_generati
                       logits_to_keep=1).past_key_values
     rows = torch.arange(ids.shape[0], device=ids.device).repeat_interleave(num_generations)
     cache.reorder_cache(rows)
-    reserve_decode_room(cache, _new_token_room(model, generate_kwargs))  # in-place KV writes, not a cat per token
+    cache = reserve_decode_room(cache, _new_token_room(model, generate_kwargs))  # in-place writes, no cat per token
     core.rope_deltas = prefix.rope_deltas[rows]
     short_ids = torch.cat([prefix.inputs["input_ids"], ids[:, -1:]], 1)
     short_mask = torch.cat([prefix.inputs["attention_mask"], attention[:, -1:]], 1)
