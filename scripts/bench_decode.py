@@ -9,7 +9,9 @@ printed. Configurations (how the prefilled, G-times repeated cache is held while
 - `reserved`: rlvid's default, `rlvid.policy.kv_buffer.reserve_decode_room` (room for the new tokens up front,
   each token written in place);
 - `static`: transformers' `StaticCache` of prompt + new tokens (in-place writes, attention over the whole
-  reserved length under a mask; what its `torch.compile` path needs).
+  reserved length under a mask; what its `torch.compile` path needs);
+- `static_compile` (not in the default set: its first call compiles for minutes): `static` with
+  transformers' `CompileConfig` (inductor, mode "default"), which `generate` uses on CPU only when asked.
 
     OMP_NUM_THREADS=1 python scripts/bench_decode.py --preset mid --rounds 4
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import torch
 from bench_vs_trl import grpo_rlvid_trainer, make_tiny_setup
-from transformers import StaticCache
+from transformers import CompileConfig, StaticCache
 
 import rlvid.policy.generate as generate_module
 from rlvid.models.tiny import make_tiny_model
@@ -53,7 +55,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="timed rounds (after one warm-up)")
     ap.add_argument("--clock", default="cpu", choices=["cpu", "wall"])
     ap.add_argument("--configs", nargs="+", default=["concat", "reserved", "static"],
-                    choices=["concat", "reserved", "static"])
+                    choices=["concat", "reserved", "static", "static_compile"])
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -67,7 +69,10 @@ def main() -> None:
     trainer = grpo_rlvid_trainer(setup, root, True, grid_hw[0] * grid_hw[1] * 14 * 14, args.group, 0.0,
                                  args.new_tokens)
     samples, model = trainer.train_samples[:2], trainer.policy.model
-    layouts = {"concat": lambda cache, room: cache, "reserved": RESERVE, "static": as_static(model)}
+    layouts = {"concat": lambda cache, room: cache, "reserved": RESERVE, "static": as_static(model),
+               "static_compile": as_static(model)}
+    compile_config = CompileConfig(mode="default")
+    compile_config._compile_all_devices = True  # transformers compiles on CPU only when told to
     seconds: dict[str, list[float]] = {c: [] for c in args.configs}
     tokens: dict[str, int] = {}
     print(f"decode phase, preset={args.preset} prompts=2 G={args.group} new tokens={args.new_tokens} (fixed) "
@@ -76,6 +81,7 @@ def main() -> None:
         sampled = {}
         for name in args.configs:
             generate_module.reserve_decode_room = layouts[name]
+            model.generation_config.compile_config = compile_config if name == "static_compile" else None
             timer = PhaseTimer(clock=clock)
             torch.manual_seed(1000 + r)
             with timer("gen"):
