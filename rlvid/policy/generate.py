@@ -6,7 +6,9 @@ prompts (without their last token) run once with `use_cache=True`; the KV cache 
 times per prompt, the model's mRoPE offset (`rope_deltas`, which `generate` uses to continue
 positions after a cached prefix) is set for the repeated rows, and `generate` continues from
 the cache with text only. With the same seed this samples the same tokens as the plain call
-(tests/test_efficiency_prefix.py); the logits differ only by float rounding.
+(tests/test_efficiency_prefix.py); the logits differ only by float rounding. The repeated cache
+gets room for the new tokens up front (`kv_buffer.reserve_decode_room`), so decoding writes each
+token's keys and values in place instead of re-concatenating the cache per token.
 
 Timed as sub-phases of the open phase: `prefill` (prompt forward, LLM part; the vision encoder
 is its own `vision` sub-phase) and `decode_tokens` (the token-by-token loop).
@@ -21,6 +23,7 @@ import torch
 
 from rlvid.models.token_prune import TOKEN_KEYS, TokenPruner, compact_inputs
 from rlvid.models.vision_reuse import find_vl_core
+from rlvid.policy.kv_buffer import reserve_decode_room
 from rlvid.timing import active_timer, subphase
 
 
@@ -50,6 +53,7 @@ def generate_shared_prefill(model, inputs: dict[str, torch.Tensor], num_generati
                       logits_to_keep=1).past_key_values
     rows = torch.arange(ids.shape[0], device=ids.device).repeat_interleave(num_generations)
     cache.reorder_cache(rows)
+    cache = reserve_decode_room(cache, _new_token_room(model, generate_kwargs))  # in-place writes, no cat per token
     core.rope_deltas = prefix.rope_deltas[rows]
     short_ids = torch.cat([prefix.inputs["input_ids"], ids[:, -1:]], 1)
     short_mask = torch.cat([prefix.inputs["attention_mask"], attention[:, -1:]], 1)
@@ -60,6 +64,15 @@ def generate_shared_prefill(model, inputs: dict[str, torch.Tensor], num_generati
         return torch.cat([ids[rows], out[:, short_ids.shape[1]:]], 1)
     out.sequences = torch.cat([ids[rows], out.sequences[:, short_ids.shape[1]:]], 1)  # return_dict_in_generate
     return out
+
+
+def _new_token_room(model, generate_kwargs: dict) -> int:
+    """How many tokens `generate` may add to the cache: its max_new_tokens (0 when unknown: no reservation)."""
+    new = generate_kwargs.get("max_new_tokens")
+    if new is None:
+        config = generate_kwargs.get("generation_config") or model.generation_config
+        new = getattr(config, "max_new_tokens", None)
+    return int(new or 0)
 
 
 @contextmanager
