@@ -108,7 +108,7 @@ def select_from_stats(stats_path: str | Path, out: str | Path, strategy: str, kw
 def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, kwargs: dict[str, Any] | None,
                      base_dir: str | Path | None, source: str = "") -> SelectOutput:
     """Apply the strategy; write selected.jsonl, summary.json/.txt and the histogram; print the table."""
-    from data_selection.report import format_summary, plot_histograms, summarize
+    from data_selection.report import format_summary, kept_line, plot_histograms, summarize
     from data_selection.stats import META_KEY
     from data_selection.strategies import apply_strategy
     from rlvid.data.atomic import write_text_atomic
@@ -138,6 +138,7 @@ def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, k
     plot_histograms(stats, selection.ids, out / HISTOGRAM, title=f"{strategy}: {len(kept)} of {len(stats)} kept")
     write_plugin_record(out / "plugins.json")
     print(table)
+    print(kept_line(stats, selection.ids, strategy))
     print(f"wrote {out / SELECTED} ({len(kept)} of {len(stats)} samples), {out / 'summary.txt'}, {out / HISTOGRAM}")
     return SelectOutput(out, selection, stats, summary)
 

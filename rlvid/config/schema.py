@@ -250,7 +250,7 @@ class RewardsConfig:
 class OfflineSelection:
     """`rlvid select`: k sampled rollouts per training sample, then a strategy (data_selection/README.md)."""
 
-    strategy: str = "none"  # registered selection strategy (data_selection); none = keep all samples
+    strategy: str = "variance_aware"  # registered selection strategy (data_selection); none = keep all samples
     kwargs: dict[str, Any] = field(default_factory=dict)
     num_rollouts: int = 8  # k: rollouts per sample (`rlvid select --k` overrides)
     batch_size: int = 8  # prompts per generate call on each process (also the resume unit)
