@@ -23,7 +23,7 @@ def run_eval(recipe_path: str, checkpoint: str | None = None, overrides: list[st
     model_path = checkpoint or recipe.model.path
     model = load_policy(recipe.model, model_path)
     processor = load_processor(model_path, recipe.model.trust_remote_code)
-    builder = make_input_builder(recipe, processor)
+    builder = make_input_builder(recipe, processor, base_dir=Path(recipe_path).resolve().parent)
     samples = load_split(recipe, split)
     start = time.perf_counter()
     completions = predict(Policy(model, builder), samples, batch_size=batch_size,

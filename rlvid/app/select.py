@@ -82,12 +82,13 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
                                  timeout_s=recipe.rewards.timeout_s)
     processor = load_processor(recipe.model.path, recipe.model.trust_remote_code)
     model = load_policy(recipe.model, device=state.device).eval()
-    engine = make_engine(recipe, Policy(model, make_input_builder(recipe, processor)))
+    engine = make_engine(recipe, Policy(model, make_input_builder(recipe, processor, base_dir=recipe_dir)))
     sampling = SamplingParams.from_recipe(recipe.rollout)
     plain = recipe_to_dict(recipe)
     settings = {"model": recipe.model.path, "engine": recipe.rollout.engine, "rewards": plain["rewards"],
                 "sampling": asdict(sampling), "video": plain["data"]["video"], "seed": recipe.trainer.seed,
-                "prompt_template": recipe.data.prompt_template}
+                "prompt_template": recipe.data.prompt_template, "reasoning": recipe.data.reasoning,
+                "system_prompt": recipe.data.system_prompt}
     stats = collect_stats(samples, engine, reward_set, sampling, out, k=k, batch_size=batch_size,
                           seed=recipe.trainer.seed, pass_threshold=pass_threshold, settings=settings,
                           state=state, on_batch=on_batch)

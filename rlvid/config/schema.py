@@ -94,7 +94,9 @@ class DataConfig:
     max_prompt_tokens: int = 0  # a question longer than this many tokens is refused (named); 0 = no cap
     tasks: list[str] | None = None  # keep only these tasks (None = all)
     max_samples: int | None = None  # cap on samples per split (None = all)
-    prompt_template: str = "default"  # name of the task-prompt set (rlvid.data.prompts)
+    prompt_template: str = "default"  # builtin task-prompt set (default, temporal_r1) or a .yaml file (docs/prompts.md)
+    reasoning: bool = True  # prompts ask for <think>...</think> before <answer>; SFT targets carry a think block
+    system_prompt: str | None = None  # a system message before every prompt; None = the chat template's default
     video: VideoConfig = field(default_factory=VideoConfig)
 
 

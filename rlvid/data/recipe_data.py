@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from rlvid.config.schema import Recipe
 from rlvid.data.loaders import load_samples
 from rlvid.data.model_inputs import VideoInputBuilder, sampling_for_processor
+from rlvid.data.prompt_files import resolve_prompt_template
 from rlvid.data.sample import Sample
 from rlvid.data.token_drop import TokenDrop
 from rlvid.data.video_cache import VideoCache
@@ -31,8 +33,11 @@ def load_split(recipe: Recipe, split: str) -> list[Sample]:
     return samples
 
 
-def make_input_builder(recipe: Recipe, processor, cache: VideoCache | None = None) -> VideoInputBuilder:
-    """The builder with the recipe's video sampling and prompt template."""
+def make_input_builder(recipe: Recipe, processor, cache: VideoCache | None = None,
+                       base_dir: str | os.PathLike | None = None) -> VideoInputBuilder:
+    """The builder with the recipe's video sampling and prompts (template, reasoning, system prompt); a template
+    file is read and checked here, relative to `base_dir` (the recipe's folder) first."""
+    template = resolve_prompt_template(recipe.data.prompt_template, base_dir)
     v = recipe.data.video
     overrides = dict(fps=v.fps, min_frames=v.min_frames, max_frames=v.max_frames, total_pixels=v.total_pixels)
     if v.min_pixels_per_frame is not None:
@@ -43,6 +48,7 @@ def make_input_builder(recipe: Recipe, processor, cache: VideoCache | None = Non
     overrides["drop"] = TokenDrop(drop.mode, drop.threshold, drop.min_kept_frames)
     sampling = sampling_for_processor(processor, **overrides)
     return VideoInputBuilder(processor, sampling, cache or VideoCache(v.cache_max_bytes),
-                             template=recipe.data.prompt_template, streaming=v.streaming,
+                             template=template, reasoning=recipe.data.reasoning, system=recipe.data.system_prompt,
+                             streaming=v.streaming,
                              stream_chunk_seconds=v.stream_chunk_seconds)
 
