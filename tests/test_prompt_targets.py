@@ -123,7 +123,8 @@ def test_template_file_overrides_listed_tasks_and_keeps_the_rest(tmp_path):
     })
     template = resolve_prompt_template("prompts.yaml", tmp_path)  # found in the recipe's folder
     text = build_prompt(SAMPLES["mcq"], template, reasoning=False)
-    assert text == "Q: What happens?\nA. red\nB. blue\nC. green\nReply with one letter, e.g. <answer>B</answer>. " + DIRECT
+    assert text == ("Q: What happens?\nA. red\nB. blue\nC. green\n"
+                    "Reply with one letter, e.g. <answer>B</answer>. " + DIRECT)
     assert build_prompt(SAMPLES["numeric"], template) == build_prompt(SAMPLES["numeric"], "default")
 
 

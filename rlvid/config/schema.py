@@ -85,9 +85,13 @@ class VideoConfig:
 
 @dataclass
 class DataConfig:
-    train: str = ""  # JSONL file / HF dataset of samples (rlvid.data.sample schema)
-    val: str | None = None
-    test: str | None = None
+    # JSONL file, HF dataset (`path@split`, a save_to_disk folder or a Hub name), or a list of them with weights:
+    # [{path: a.jsonl, weight: 2}, b.jsonl] (docs/data.md; rlvid.data.sources)
+    train: Any = ""
+    val: Any = None  # as train, without weights; a dataset's split `val` also finds `validation`, `valid`, `dev`
+    test: Any = None
+    column_map: dict[str, str] = field(default_factory=dict)  # dataset column -> Sample field, e.g. {query: question}
+    video_root: str | None = None  # folder relative video paths resolve against; None = the data file's / dataset's
     skip_bad_samples: bool = False  # drop samples that fail validation instead of raising
     check_videos: bool = False  # open every video at load time (slow; catches broken files early)
     check_video_files: bool = True  # check every video file exists at load time (cheap)
