@@ -176,3 +176,22 @@ def test_video_root_resolves_relative_videos_and_missing_ones_fail_at_load(tmp_p
     with pytest.raises(DataError, match=r"train.jsonl:1: video file not found: .*ann/clips/r0.mp4 \('clips/r0.mp4' "
                                         r"taken relative to the JSONL file's folder; set data.video_root"):
         load_split(recipe_with(train="ann/train.jsonl"), "train", base_dir=tmp_path)
+
+
+def test_trainer_draws_a_weighted_mix_by_its_weights(tmp_path):
+    from tiny_setup import make_tiny_setup, write_recipe
+
+    from rlvid.app.compose import sft_trainer
+    from rlvid.data.loaders import load_jsonl, write_jsonl
+
+    setup = make_tiny_setup(tmp_path / "tiny")
+    samples = load_jsonl(setup["data"] / "train.jsonl").samples[:6]
+    a, b = write_jsonl(samples[:3], tmp_path / "a.jsonl"), write_jsonl(samples[3:], tmp_path / "b.jsonl")
+    overrides = {"data": {"train": [{"path": str(a), "weight": 4}, str(b)]},
+                 "trainer": {"algorithm": "sft", "max_steps": 1}, "sft": {"global_samples_per_step": 2}}
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run", overrides))
+    trainer = sft_trainer(recipe, tmp_path)
+    drawn = [i for step in range(300) for i in trainer.batch_indices(step)]
+    from_a = sum(i < 3 for i in drawn)
+    assert 3.2 < from_a / (len(drawn) - from_a) < 4.8  # same file sizes: 4x as often
+    assert trainer.batch_indices(11) == trainer.batch_indices(11)  # a resumed run sees the same batches
