@@ -195,3 +195,12 @@ def test_trainer_draws_a_weighted_mix_by_its_weights(tmp_path):
     from_a = sum(i < 3 for i in drawn)
     assert 3.2 < from_a / (len(drawn) - from_a) < 4.8  # same file sizes: 4x as often
     assert trainer.batch_indices(11) == trainer.batch_indices(11)  # a resumed run sees the same batches
+
+
+def test_run_fingerprint_stamps_every_source(tmp_path):
+    from rlvid.trainers.run_folder import fingerprint
+
+    a = write_jsonl(tmp_path / "a.jsonl", [row("a")])
+    recipe = recipe_with(train=[{"path": str(a), "weight": 2}, str(tmp_path / "missing.jsonl")])
+    stamps = fingerprint(recipe, "grpo", 1)["files.data.train"]
+    assert stamps[0].startswith(f"{a.stat().st_size} bytes") and stamps[1] is None

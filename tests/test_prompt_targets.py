@@ -150,3 +150,22 @@ def test_unknown_template_name_and_missing_file(tmp_path):
         resolve_prompt_template("defualt")
     with pytest.raises(DataError, match="template file 'nope.yaml' not found"):
         resolve_prompt_template("nope.yaml", tmp_path)
+
+
+def test_input_builder_takes_the_recipes_prompt_settings(tmp_path):
+    from tiny_setup import make_tiny_setup
+
+    from rlvid.data.recipe_data import make_input_builder
+    from rlvid.models.loading import load_processor
+
+    setup = make_tiny_setup(tmp_path / "tiny")
+    write(tmp_path / "p.yaml", {"templates": {"mcq": "Quiz: {question}\n{options}\n{format}\n{instruction}"}})
+    recipe = format_recipe(tmp_path, False, {"think": "optional"}, template="p.yaml")
+    recipe.data.system_prompt = "You watch short clips."
+    builder = make_input_builder(recipe, load_processor(str(setup["model"])), base_dir=tmp_path)
+    text = builder.prompt_text(SAMPLES["mcq"])
+    assert "You watch short clips." in text and "Quiz: What happens?" in text and DIRECT in text
+    assert REASONING not in text
+    recipe.data.prompt_template = "missing.yaml"
+    with pytest.raises(DataError, match="template file 'missing.yaml' not found"):
+        make_input_builder(recipe, load_processor(str(setup["model"])), base_dir=tmp_path)
