@@ -41,6 +41,19 @@ def format_summary(summary: dict[str, dict[str, Any]], title: str = "") -> str:
     return "\n".join(lines)
 
 
+def kept_line(stats: Sequence[SampleStats], kept_ids: Sequence[str], strategy: str) -> str:
+    """One sentence on what was kept and why the rest went: samples whose k rewards were all equal give
+    GRPO no signal, so their count is what a user most needs to see."""
+    kept = set(kept_ids)
+    flat = [s for s in stats if s.variance <= 1e-12]
+    flat_kept = sum(s.id in kept for s in flat)
+    line = (f"kept {len(kept)} of {len(stats)} samples ({strategy}); {len(flat)} had equal rewards in all rollouts "
+            f"(no GRPO signal), {flat_kept} of them kept")
+    if stats and len(kept) == len(stats):
+        line += "; every sample was kept: choose a strategy (data_selection/README.md) to select"
+    return line
+
+
 def plot_histograms(stats: Sequence[SampleStats], kept_ids: Sequence[str], path: str | Path,
                     title: str = "") -> Path:
     """Histograms of per-sample reward mean and variance, all samples vs the selected ones (PNG)."""

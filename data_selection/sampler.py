@@ -1,4 +1,5 @@
-"""Weighted sampling of a selected dataset: the weights `variance_weights` (or any strategy) wrote.
+"""Weighted sampling of a selected dataset: the weights `variance_weights` (or any strategy) wrote, times the
+weights of a `data.train` mix (`[{path: a.jsonl, weight: 2}, b.jsonl]`).
 
 `rlvid select` stores each kept sample's weight in `meta["selection"]["weight"]`. The trainer
 (`selection.weighted_sampling`, on by default) draws its data order with torch's
@@ -16,19 +17,24 @@ from torch.utils.data import WeightedRandomSampler
 
 from data_selection.stats import META_KEY
 from rlvid.data.sample import Sample
+from rlvid.data.sources import mix_weight
 
 
 def sample_weights(samples: Sequence[Sample]) -> list[float]:
-    """Each sample's selection weight (1.0 for a sample without one)."""
-    return [float(((getattr(s, "meta", None) or {}).get(META_KEY) or {}).get("weight", 1.0)) for s in samples]
+    """Each sample's selection weight (1.0 for a sample without one) times its source's weight in a
+    `data.train` mix (rlvid.data.sources)."""
+    return [float(((getattr(s, "meta", None) or {}).get(META_KEY) or {}).get("weight", 1.0)) * mix_weight(s)
+            for s in samples]
 
 
 def selection_weights(samples: Sequence[Any]) -> list[float] | None:
-    """The samples' selection weights, or None when none carries one or all are equal (uniform order then).
+    """The samples' draw weights (selection x source mix), or None when none carries one or all are equal
+    (uniform order then).
 
     Zero weights are allowed (never drawn); all zero is refused, as there would be nothing to draw.
     """
-    if not any(isinstance(getattr(s, "meta", None), dict) and META_KEY in s.meta for s in samples):
+    if not any((isinstance(getattr(s, "meta", None), dict) and META_KEY in s.meta) or mix_weight(s) != 1.0
+               for s in samples):
         return None
     weights = sample_weights(samples)
     if sum(weights) <= 0:

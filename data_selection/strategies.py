@@ -116,6 +116,33 @@ def variance_threshold(stats: list[SampleStats], *, threshold: float = 0.0) -> l
     return [s.id for s in stats if s.variance > threshold]
 
 
+@STRATEGIES.register("variance_aware")
+def variance_aware(stats: list[SampleStats], *, fraction: float = 0.5, min_variance: float = 0.0,
+                   by: str = "task") -> list[str]:
+    """The default: per `by` stratum (task), the top `fraction` by reward variance, never a sample whose
+    variance is <= `min_variance` (k equal rewards give GRPO a zero advantage: Temporal-R1's point).
+
+    Each stratum keeps ceil(fraction x its size) samples at most, highest variance first (ties keep
+    data order), so a task mix keeps its proportions and a set the model always solves keeps none.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise SelectionError(f"selection strategy 'variance_aware': fraction must be in (0, 1], got {fraction}")
+    if min_variance < 0:
+        raise SelectionError(f"selection strategy 'variance_aware': min_variance must be >= 0, got {min_variance}")
+    known = [f.name for f in dataclasses.fields(SampleStats)]
+    if by not in known:
+        raise SelectionError(f"selection strategy 'variance_aware': by={by!r} is not a stats field; known: {known}")
+    strata: dict[Any, list[int]] = {}
+    for i, s in enumerate(stats):
+        strata.setdefault(getattr(s, by), []).append(i)
+    kept: set[int] = set()
+    for members in strata.values():
+        quota = math.ceil(fraction * len(members) - 1e-9)
+        informative = [i for i in members if stats[i].variance > min_variance + 1e-12]
+        kept.update(sorted(informative, key=lambda i: -stats[i].variance)[:quota])  # sorted() is stable
+    return [stats[i].id for i in sorted(kept)]
+
+
 @STRATEGIES.register("top_variance")
 def top_variance(stats: list[SampleStats], *, n: int | None = None, fraction: float | None = None) -> list[str]:
     """The `n` highest-variance samples, or the top `fraction` (ceil(fraction x count)); ties keep data order."""

@@ -13,6 +13,11 @@ clips: GRPO learns where the intervals lie, not (yet) to read them from the pixe
 follows Moment-DETR (docs/fidelity.md: a reversed or out-of-video answer scores 0) GRPO's IoU reward scores the
 same way; with the lenient default reward the model learned answers evaluation rejects (held-out 0.12). Seed 0,
 this setting: SFT 0.074 -> GRPO 0.393, flipped 0.000.
+
+Since the prompts follow `data.reasoning` (false here, as in tests/tiny_setup.py: they ask for the answer block
+only, matching SFT targets without a think block, where they used to ask for a think block the targets never had)
+the same runs measure, trainer seeds 0-2 (one data seed, 2 shared cores): SFT 0.000 -> GRPO 0.233 / 0.217 / 0.423,
+flipped 0.000 each. The margins below are about half of the smallest of these gaps.
 """
 
 from __future__ import annotations
@@ -107,9 +112,9 @@ def test_grpo_raises_held_out_iou_and_flipped_control_does_not(tmp_path, one_thr
           f"seconds: SFT {r['sft_seconds']:.0f}, GRPO {r['grpo_seconds']:.0f}, flipped {r['flipped_seconds']:.0f}")
     assert n >= 24
     # margins: about half of the smallest measured gap (see the module docstring)
-    assert after >= before + 0.12
-    assert after >= 0.3
-    assert after >= flipped + 0.25
+    assert after >= before + 0.1
+    assert after >= 0.15
+    assert after >= flipped + 0.1
     assert flipped <= before + 0.02
     assert _mean(train[-10:]) >= _mean(train[:10]) + 0.05
     assert _mean(train_flipped[-10:]) <= _mean(train_flipped[:10])

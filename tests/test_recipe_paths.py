@@ -173,3 +173,19 @@ def test_a_name_neither_local_nor_on_the_hub_is_one_error(elsewhere):
     with pytest.raises(RecipeError, match=r"model 'final': no such local folder \(.*cwd/final\) and not loadable as "
                                           r"a Hub name"):
         load_processor("final")  # e.g. `rlvid eval --checkpoint final` from the wrong folder (tests run offline)
+
+
+def test_data_sources_with_a_split_and_the_video_root_are_relative_to_the_recipe_folder(tmp_path, elsewhere):
+    folder = tmp_path / "proj"
+    (folder / "hf_folder").mkdir(parents=True)
+    recipe = load_recipe(write(folder / "r.yaml", """\
+base: base.yaml
+data:
+  train: [{path: hf_folder@validation, weight: 2}, org/dataset@train]
+  val: hf_folder@validation
+  video_root: videos
+"""))
+    assert recipe.data.train[0]["path"] == f"{folder / 'hf_folder'}@validation"
+    assert recipe.data.train[1] == "org/dataset@train"  # a Hub name keeps its name and its split
+    assert recipe.data.val == f"{folder / 'hf_folder'}@validation"
+    assert recipe.data.video_root == str(folder / "videos")

@@ -93,6 +93,7 @@ def test_select_writes_stats_selected_dataset_and_report(full_run):
     assert summary["per_task"]["all"]["before"] == 6 and summary["per_task"]["all"]["after"] == 3
     rows = {line.split()[0]: line.split() for line in full_run["stdout"].splitlines() if line.strip()}
     assert rows["temporal_grounding"][:3] == ["temporal_grounding", "6", "3"]
+    assert "kept 3 of 6 samples (top_variance);" in full_run["stdout"]
     assert json.loads((out / "run.json").read_text())["k"] == 4
 
 

@@ -57,6 +57,42 @@ def test_top_variance_needs_exactly_one_of_n_and_fraction():
         kept("top_variance")
 
 
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({}, "cdf"),  # mcq: quota 2, only c varies; tg: quota 2 of d, e, f, g -> d, f (highest variance)
+    ({"fraction": 1.0}, "cdefg"),  # every sample whose rewards vary, never a or b
+    ({"fraction": 1.0, "min_variance": 0.05}, "cdf"),
+    ({"fraction": 0.25}, "cd"),  # ceil(0.75) = 1 per task
+])
+def test_variance_aware_keeps_top_fraction_per_task_and_never_zero_variance(kwargs, expected):
+    assert kept("variance_aware", **kwargs) == list(expected)
+
+
+def test_variance_aware_keeps_nothing_when_no_reward_varies():
+    flat = [row(i, "mcq", 1.0, 0.0, 1.0) for i in "xyz"]
+    assert apply_strategy(flat, "variance_aware").ids == []
+
+
+def test_variance_aware_refuses_bad_options():
+    with pytest.raises(SelectionError, match="fraction must be in"):
+        kept("variance_aware", fraction=0.0)
+    with pytest.raises(SelectionError, match="by='nope'"):
+        kept("variance_aware", by="nope")
+
+
+def test_kept_line_counts_equal_reward_samples_and_flags_keeping_everything():
+    from data_selection.report import kept_line
+
+    assert kept_line(STATS, ["c", "d"], "variance_aware") == (
+        "kept 2 of 7 samples (variance_aware); 2 had equal rewards in all rollouts (no GRPO signal), 0 of them kept")
+    assert "every sample was kept" in kept_line(STATS, list("abcdefg"), "none")
+
+
+def test_recipe_default_strategy_is_variance_aware():
+    from rlvid.config import OfflineSelection
+
+    assert OfflineSelection().strategy == "variance_aware"
+
+
 def test_drop_extremes_drops_all_correct_and_all_wrong():
     assert kept("drop_extremes") == list("cdf")
 

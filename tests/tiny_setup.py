@@ -71,7 +71,7 @@ def write_recipe(path: str | Path, setup: dict[str, Path], output_dir: str | Pat
         "base": str(REPO_RECIPES / "base.yaml"),
         "model": {"path": str(setup["model"])},
         "data": {"train": str(setup["data"] / "train.jsonl"), "val": str(setup["data"] / "val.jsonl"),
-                 "video": dict(SMALL_VIDEO)},
+                 "video": dict(SMALL_VIDEO), "reasoning": False},  # short completions: the answer only
         "rollout": {"num_generations": 4, "max_new_tokens": 8},
         "trainer": {"output_dir": str(output_dir), "global_prompts_per_step": 2, "micro_batch_size_per_device": 4,
                     "max_steps": 2, "lr": 1.0e-3, "progress_bar": False},

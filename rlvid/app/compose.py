@@ -59,7 +59,8 @@ def build_components(recipe, recipe_dir: str | Path | None = None, model_path: s
     accelerator = accelerator or make_accelerator(recipe)
     set_seed(recipe.trainer.seed)  # before the model: LoRA's initialisation draws from it
     model_path = model_path or recipe.model.path
-    builder = make_input_builder(recipe, load_processor(model_path, recipe.model.trust_remote_code))
+    builder = make_input_builder(recipe, load_processor(model_path, recipe.model.trust_remote_code),
+                                 base_dir=recipe_dir)
     train = load_split(recipe, "train") if load_train else []
     val = load_split(recipe, "val") if recipe.data.val else []
     if recipe.trainer.max_eval_samples is not None:

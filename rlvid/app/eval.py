@@ -20,6 +20,7 @@ from pathlib import Path
 from rlvid.app.export import export_checkpoint
 from rlvid.app.stream_recipe import is_streaming_recipe
 from rlvid.config import load_recipe
+from rlvid.config.recipe_paths import check_model_path, find_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.per_sample import prediction_rows
@@ -43,8 +44,11 @@ def run_eval(recipe_path: str, checkpoint: str | Sequence[str] | None = None, ov
         one = checkpoint[0] if isinstance(checkpoint, (list, tuple)) and checkpoint else checkpoint
         return run_stream_eval(recipe_path, one or None, overrides, out=out)
     recipe = load_recipe(recipe_path, overrides or [])
+    recipe_dir = find_recipe(recipe_path).resolve().parent  # a template file named in the recipe is looked up there
     console.configure_console(recipe.trainer.log_level)  # no weight-loading bars between the tables
     targets = eval_targets(checkpoint, run)
+    for target in targets or [recipe.model.path]:
+        check_model_path(str(target))  # a wrong model folder is named before any data or model is loaded
     samples = load_split(recipe, split)
     convention, dense = recipe.trainer.eval_convention, recipe.trainer.eval_dense
     results: dict[str, dict[str, float]] = {}
@@ -54,7 +58,7 @@ def run_eval(recipe_path: str, checkpoint: str | Sequence[str] | None = None, ov
         with loadable(model_path) as folder:
             model = load_policy(recipe.model, folder)
             processor = load_processor(folder, recipe.model.trust_remote_code)
-            builder = make_input_builder(recipe, processor)
+            builder = make_input_builder(recipe, processor, base_dir=recipe_dir)
             start = time.perf_counter()
             completions = predict(Policy(model, builder), samples, batch_size=batch_size,
                                   max_new_tokens=recipe.rollout.max_new_tokens)

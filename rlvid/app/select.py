@@ -58,13 +58,14 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
     from rewards import compose_rewards
     from rlvid.config import load_recipe
     from rlvid.config.loading import recipe_to_dict
+    from rlvid.config.recipe_paths import find_recipe
     from rlvid.data.recipe_data import load_split, make_input_builder
     from rlvid.models.loading import load_policy, load_processor
     from rlvid.policy import Policy
     from rlvid.rollout import SamplingParams, make_engine
 
     recipe = load_recipe(recipe_path, list(overrides))
-    recipe_dir = Path(recipe_path).resolve().parent
+    recipe_dir = find_recipe(recipe_path).resolve().parent
     offline = recipe.selection.offline
     k = k if k is not None else offline.num_rollouts
     batch_size = batch_size if batch_size is not None else offline.batch_size
@@ -82,12 +83,13 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
                                  timeout_s=recipe.rewards.timeout_s)
     processor = load_processor(recipe.model.path, recipe.model.trust_remote_code)
     model = load_policy(recipe.model, device=state.device).eval()
-    engine = make_engine(recipe, Policy(model, make_input_builder(recipe, processor)))
+    engine = make_engine(recipe, Policy(model, make_input_builder(recipe, processor, base_dir=recipe_dir)))
     sampling = SamplingParams.from_recipe(recipe.rollout)
     plain = recipe_to_dict(recipe)
     settings = {"model": recipe.model.path, "engine": recipe.rollout.engine, "rewards": plain["rewards"],
                 "sampling": asdict(sampling), "video": plain["data"]["video"], "seed": recipe.trainer.seed,
-                "prompt_template": recipe.data.prompt_template}
+                "prompt_template": recipe.data.prompt_template, "reasoning": recipe.data.reasoning,
+                "system_prompt": recipe.data.system_prompt}
     stats = collect_stats(samples, engine, reward_set, sampling, out, k=k, batch_size=batch_size,
                           seed=recipe.trainer.seed, pass_threshold=pass_threshold, settings=settings,
                           state=state, on_batch=on_batch)
@@ -108,7 +110,7 @@ def select_from_stats(stats_path: str | Path, out: str | Path, strategy: str, kw
 def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, kwargs: dict[str, Any] | None,
                      base_dir: str | Path | None, source: str = "") -> SelectOutput:
     """Apply the strategy; write selected.jsonl, summary.json/.txt and the histogram; print the table."""
-    from data_selection.report import format_summary, plot_histograms, summarize
+    from data_selection.report import format_summary, kept_line, plot_histograms, summarize
     from data_selection.stats import META_KEY
     from data_selection.strategies import apply_strategy
     from rlvid.data.atomic import write_text_atomic
@@ -138,6 +140,7 @@ def finish_selection(stats: list[SampleStats], out: str | Path, strategy: str, k
     plot_histograms(stats, selection.ids, out / HISTOGRAM, title=f"{strategy}: {len(kept)} of {len(stats)} kept")
     write_plugin_record(out / "plugins.json")
     print(table)
+    print(kept_line(stats, selection.ids, strategy))
     print(f"wrote {out / SELECTED} ({len(kept)} of {len(stats)} samples), {out / 'summary.txt'}, {out / HISTOGRAM}")
     return SelectOutput(out, selection, stats, summary)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from rlvid.app.compose import grpo_trainer, sft_trainer, sft_warm_start
 from rlvid.app.stream_recipe import is_streaming_recipe
 from rlvid.config import load_recipe
+from rlvid.config.recipe_paths import find_recipe
 from rlvid.redact import install_log_filter
 from rlvid.trainers import console
 from rlvid.trainers.checkpoint import COMPLETE
@@ -25,7 +26,7 @@ from rlvid.trainers.summary import format_summary
 def _load(recipe_path: str, overrides: list[str] | None):
     recipe = load_recipe(recipe_path, overrides or [])
     console.configure_console(recipe.trainer.log_level)  # quiet third-party logs, nothing on the progress bar
-    return recipe, Path(recipe_path).resolve().parent
+    return recipe, find_recipe(recipe_path).resolve().parent  # a packaged recipe's name resolves to its folder
 
 
 def next_commands(command: str, recipe_path: str, overrides: list[str] | None, output_dir: str | Path,

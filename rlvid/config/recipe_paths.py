@@ -31,7 +31,8 @@ FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow", ".csv", ".yaml", ".yml
 
 # dotted keys whose values are local paths ("hub": or a Hub name when no such local path exists)
 PATH_KEYS: dict[str, str] = {"model.path": "hub", "data.train": "hub", "data.val": "hub", "data.test": "hub",
-                             "mdpo.pairs": "local", "trainer.resume": "local"}
+                             "data.video_root": "local", "mdpo.pairs": "local", "trainer.resume": "local"}
+DATA_SPLIT = re.compile(r"(?P<path>.+)@(?P<split>[A-Za-z0-9_.\-]+)")  # the split suffix rlvid.data.sources reads
 NOT_PATHS = {"trainer.resume": ("none", "auto")}
 # keys (and list-of-entries keys, by their `name`) that may name a plugin file `./file.py:fn`
 PLUGIN_KEYS = ("trainer.policy_loss", "trainer.loss_agg", "trainer.advantage", "trainer.kl_estimator", "mdpo.loss",
@@ -114,6 +115,9 @@ def _resolve_any(value: Any, kind: str, base_dir: Path, key: str, source: str) -
 def _resolve_one(value: str, kind: str, base_dir: Path, key: str, source: str) -> str:
     if not value or value in NOT_PATHS.get(key, ()) or "://" in value:
         return value
+    split = DATA_SPLIT.fullmatch(value) if kind == "hub" else None
+    if split:  # `folder@validation` / `org/name@train` (rlvid.data.sources): resolve the part before the split
+        return _resolve_one(split["path"], kind, base_dir, key, source) + "@" + split["split"]
     path = Path(value).expanduser()
     if not path.is_absolute():
         if kind == "hub" and hub_like(value) and not (base_dir / path).exists():

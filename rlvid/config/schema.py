@@ -85,16 +85,22 @@ class VideoConfig:
 
 @dataclass
 class DataConfig:
-    train: str = ""  # JSONL file / HF dataset of samples (rlvid.data.sample schema)
-    val: str | None = None
-    test: str | None = None
+    # JSONL file, HF dataset (`path@split`, a save_to_disk folder or a Hub name), or a list of them with weights:
+    # [{path: a.jsonl, weight: 2}, b.jsonl] (docs/data.md; rlvid.data.sources)
+    train: Any = ""
+    val: Any = None  # as train, without weights; a dataset's split `val` also finds `validation`, `valid`, `dev`
+    test: Any = None
+    column_map: dict[str, str] = field(default_factory=dict)  # dataset column -> Sample field, e.g. {query: question}
+    video_root: str | None = None  # folder relative video paths resolve against; None = the data file's / dataset's
     skip_bad_samples: bool = False  # drop samples that fail validation instead of raising
     check_videos: bool = False  # open every video at load time (slow; catches broken files early)
     check_video_files: bool = True  # check every video file exists at load time (cheap)
     max_prompt_tokens: int = 0  # a question longer than this many tokens is refused (named); 0 = no cap
     tasks: list[str] | None = None  # keep only these tasks (None = all)
     max_samples: int | None = None  # cap on samples per split (None = all)
-    prompt_template: str = "default"  # name of the task-prompt set (rlvid.data.prompts)
+    prompt_template: str = "default"  # builtin task-prompt set (default, temporal_r1) or a .yaml file (docs/prompts.md)
+    reasoning: bool = True  # prompts ask for <think>...</think> before <answer>; SFT targets carry a think block
+    system_prompt: str | None = None  # a system message before every prompt; None = the chat template's default
     video: VideoConfig = field(default_factory=VideoConfig)
 
 
@@ -253,7 +259,7 @@ class RewardsConfig:
 class OfflineSelection:
     """`rlvid select`: k sampled rollouts per training sample, then a strategy (data_selection/README.md)."""
 
-    strategy: str = "none"  # registered selection strategy (data_selection); none = keep all samples
+    strategy: str = "variance_aware"  # registered selection strategy (data_selection); none = keep all samples
     kwargs: dict[str, Any] = field(default_factory=dict)
     num_rollouts: int = 8  # k: rollouts per sample (`rlvid select --k` overrides)
     batch_size: int = 8  # prompts per generate call on each process (also the resume unit)

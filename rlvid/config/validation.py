@@ -88,6 +88,26 @@ def _problems(r: Recipe):
         if hook.every_n_steps < 0:
             yield f"hooks[{i}].every_n_steps", "must be >= 0"
     yield from _env_name_problems(r)
+    yield from _format_reward_problems(r)
+
+
+def _format_reward_problems(r: Recipe):
+    """The builtin `format` reward must accept what the prompts ask for (`data.reasoning`): a reward demanding a
+    think block the prompt never asks for scores every completion (and every SFT target) 0, and vice versa."""
+    for i, spec in enumerate(r.rewards.functions):
+        if spec.name != "format":
+            continue
+        kwargs = spec.kwargs or {}
+        think, preset = kwargs.get("think", "required"), kwargs.get("preset")
+        if not r.data.reasoning and (preset or think == "required"):
+            default = "" if "think" in kwargs else " (the default)"
+            what = f"preset {preset!r}" if preset else f"think={think!r}{default}"
+            yield (f"rewards.functions[{i}]", f"(format, {what}) requires a <think> block, but data.reasoning is false "
+                   "(the prompts ask for the answer only); set its kwargs.think to forbidden or optional, "
+                   "or data.reasoning: true")
+        if r.data.reasoning and not preset and think == "forbidden":
+            yield (f"rewards.functions[{i}]", "(format, think='forbidden') refuses the <think> block the prompts ask "
+                   "for (data.reasoning is true); set data.reasoning: false or kwargs.think: required")
 
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

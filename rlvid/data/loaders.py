@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,9 @@ class LoadResult:
 
 
 def load_jsonl(path: str | os.PathLike, *, skip_bad_samples: bool = False, check_videos: bool = False,
-               check_video_files: bool = False) -> LoadResult:
-    """Read one Sample per line; relative `video` paths are taken relative to the JSONL's folder.
+               check_video_files: bool = False, video_root: str | os.PathLike | None = None) -> LoadResult:
+    """Read one Sample per line; relative `video` paths are taken relative to `video_root`, by default the
+    JSONL's folder.
 
     Blank lines are ignored. A line that is not JSON, is not a valid Sample, repeats an earlier id,
     or (with `check_videos`) points at an unusable video raises DataError("{path}:{line}: ..."),
@@ -58,7 +59,8 @@ def load_jsonl(path: str | os.PathLike, *, skip_bad_samples: bool = False, check
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
-    collector = _Collector(str(path), path.parent.absolute(), skip_bad_samples, check_videos, check_video_files)
+    base, rule = _video_base(video_root, path.parent.absolute(), "the JSONL file's folder")
+    collector = _Collector(str(path), base, skip_bad_samples, check_videos, check_video_files, rule)
     with path.open("rb") as f:
         for lineno, raw_line in enumerate(f, start=1):
             where = f"{path}:{lineno}"
@@ -80,12 +82,13 @@ def load_jsonl(path: str | os.PathLike, *, skip_bad_samples: bool = False, check
 
 def load_hf_dataset(
     name_or_path: str | os.PathLike,
-    split: str = "train",
+    split: str | Sequence[str] = "train",
     *,
     column_map: Mapping[str, str] | None = None,
     skip_bad_samples: bool = False,
     check_videos: bool = False,
     check_video_files: bool = False,
+    video_root: str | os.PathLike | None = None,
     **load_kwargs: Any,
 ) -> LoadResult:
     """Map a `datasets` split to Samples, with the same error policy as `load_jsonl`.
@@ -94,10 +97,11 @@ def load_hf_dataset(
     folder of such files, or anything else `datasets.load_dataset` accepts (`load_kwargs` pass
     through; rlvid itself never asks for a download). `column_map` renames dataset columns to
     Sample fields ({"query": "question"}); other columns that are not Sample fields go under
-    `meta`. Relative video paths of a local dataset are taken relative to its folder. Errors name
-    "{name}[{split}] row {i}" (0-based rows).
+    `meta`. Relative video paths are taken relative to `video_root`, by default a local dataset's folder
+    (a Hub dataset's stay relative to the working folder). `split` may list names to try in order (the
+    first one the dataset has is used). Errors name "{name}[{split}] row {i}" (0-based rows).
     """
-    dataset = _open_dataset(name_or_path, split, load_kwargs)
+    dataset, split = _open_dataset(name_or_path, [split] if isinstance(split, str) else list(split), load_kwargs)
     if column_map:
         try:
             dataset = dataset.rename_columns(dict(column_map))
@@ -105,8 +109,9 @@ def load_hf_dataset(
             raise DataError(f"{name_or_path}[{split}]: column_map {dict(column_map)} does not fit: {err}") from err
     dataset = _undecoded_videos(dataset)
     local = Path(name_or_path)
-    base = (local if local.is_dir() else local.parent).absolute() if local.exists() else None
-    collector = _Collector(f"{name_or_path}[{split}]", base, skip_bad_samples, check_videos, check_video_files)
+    folder = (local if local.is_dir() else local.parent).absolute() if local.exists() else None
+    base, rule = _video_base(video_root, folder, "the dataset's folder" if folder else "the working folder")
+    collector = _Collector(f"{name_or_path}[{split}]", base, skip_bad_samples, check_videos, check_video_files, rule)
     fields = set(Sample.__dataclass_fields__)
     for i, row in enumerate(dataset):
         record = {k: v for k, v in row.items() if k in fields}
@@ -122,21 +127,22 @@ def load_hf_dataset(
 def load_samples(
     spec: str | os.PathLike,
     *,
-    split: str = "train",
+    split: str | Sequence[str] = "train",
     column_map: Mapping[str, str] | None = None,
     skip_bad_samples: bool = False,
     check_videos: bool = False,
     check_video_files: bool = False,
+    video_root: str | os.PathLike | None = None,
 ) -> LoadResult:
     """Load a `.jsonl` file with `load_jsonl`, anything else with `load_hf_dataset` (`split`, `column_map`)."""
     if os.fspath(spec).endswith(".jsonl"):
         if column_map:
             raise DataError(f"{spec}: column_map applies to datasets only; a JSONL file must use Sample field names")
         return load_jsonl(spec, skip_bad_samples=skip_bad_samples, check_videos=check_videos,
-                          check_video_files=check_video_files)
+                          check_video_files=check_video_files, video_root=video_root)
     return load_hf_dataset(
         spec, split, column_map=column_map, skip_bad_samples=skip_bad_samples, check_videos=check_videos,
-        check_video_files=check_video_files,
+        check_video_files=check_video_files, video_root=video_root,
     )
 
 
@@ -159,9 +165,10 @@ class _Collector:
     """Validates records one by one and applies the error policy shared by both loaders."""
 
     def __init__(self, source: str, base: Path | None, skip_bad: bool, check_videos: bool,
-                 check_video_files: bool = False) -> None:
+                 check_video_files: bool = False, rule: str = "") -> None:
         self.source = source
         self.base = base
+        self.rule = rule  # how relative video paths were resolved, for the not-found message
         self.skip_bad = skip_bad
         self.check_videos = check_videos
         self.check_video_files = check_video_files
@@ -187,9 +194,12 @@ class _Collector:
         if sample.id in self._first_seen:
             self.reject(where, f"duplicate id {sample.id!r} (first at {self._first_seen[sample.id]})")
             return
+        given = sample.video
         sample.video = _resolve(sample.video, self.base)
-        if self.check_video_files and os.path.isabs(sample.video) and not os.path.exists(sample.video):
-            self.reject(where, f"video file not found: {sample.video}")
+        if self.check_video_files and "://" not in sample.video and not os.path.exists(sample.video):
+            how = "" if os.path.isabs(given) else f" ({given!r} taken relative to {self.rule}; set data.video_root " \
+                "to the folder your video paths are relative to, docs/data.md)"
+            self.reject(where, f"video file not found: {sample.video}{how}")
             return
         if self.check_videos:
             problem = self._video_problem(sample.video) or self._duration_problem(sample)
@@ -240,30 +250,50 @@ def _resolve(video: str, base: Path | None) -> str:
     return os.path.normpath(base / video)
 
 
-def _open_dataset(name_or_path: str | os.PathLike, split: str, load_kwargs: dict[str, Any]) -> Any:
+def _video_base(video_root: str | os.PathLike | None, default: Path | None, default_rule: str
+                ) -> tuple[Path | None, str]:
+    """The folder relative video paths resolve against, and how to say so in an error."""
+    if video_root is None:
+        return default, default_rule
+    return Path(video_root).absolute(), f"data.video_root ({Path(video_root).absolute()})"
+
+
+def _open_dataset(name_or_path: str | os.PathLike, splits: list[str], load_kwargs: dict[str, Any]) -> tuple[Any, str]:
+    """The first of `splits` the dataset has, and its name; DataError listing the available splits otherwise."""
     import datasets
 
     path = Path(name_or_path)
-    where = f"{name_or_path}[{split}]"
+    wanted = " or ".join(repr(s) for s in splits)
+    where = f"{name_or_path}[{splits[0]}]"
     builders = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
     try:
         if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
             loaded = datasets.load_from_disk(str(path))
-            if isinstance(loaded, datasets.DatasetDict):
-                if split not in loaded:
-                    raise DataError(f"{where}: no split {split!r}; available: {sorted(loaded)}")
-                loaded = loaded[split]
-            return loaded
+            if not isinstance(loaded, datasets.DatasetDict):
+                return loaded, splits[0]
+            for split in splits:
+                if split in loaded:
+                    return loaded[split], split
+            raise DataError(f"{where}: no split {wanted}; available: {sorted(loaded)} (name one as PATH@SPLIT)")
         if path.is_file():
             if path.suffix not in builders:
                 raise DataError(f"{where}: unsupported data file type {path.suffix!r}; use one of {sorted(builders)}")
-            files = {split: str(path)}
-            return datasets.load_dataset(builders[path.suffix], data_files=files, split=split, **load_kwargs)
-        return datasets.load_dataset(os.fspath(name_or_path), split=split, **load_kwargs)
+            files = {splits[0]: str(path)}
+            return datasets.load_dataset(builders[path.suffix], data_files=files, split=splits[0],
+                                         **load_kwargs), splits[0]
+        last: Exception | None = None
+        for split in splits:
+            try:
+                return datasets.load_dataset(os.fspath(name_or_path), split=split, **load_kwargs), split
+            except ValueError as err:  # an unknown split; the next name may exist
+                last = err
+        raise DataError(f"{where}: no split {wanted}: {last} (name one as PATH@SPLIT)")
     except DataError:
         raise
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        raise DataError(f"{where}: cannot load dataset: {err}") from err
+    except Exception as err:  # datasets raises many types (not found, offline, bad files): one clear line
+        hint = "" if path.exists() else " (not a local path; as a Hub name it must be in the datasets cache " \
+            "when offline)"
+        raise DataError(f"{where}: cannot load dataset: {type(err).__name__}: {err}{hint}") from err
 
 
 def _undecoded_videos(dataset: Any) -> Any:

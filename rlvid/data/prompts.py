@@ -6,6 +6,10 @@ exactly that format. Templates are plain format strings so a recipe can name ano
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 from rlvid.data.sample import OPTION_LETTERS, Sample
 
 REASONING = (
@@ -54,26 +58,63 @@ TEMPLATE_FORMATS: dict[str, dict[str, str]] = {
 TEMPLATES["temporal_r1"] = TEMPLATES["default"]
 
 
+# What an SFT target says inside its think block when the sample has no `meta.think` of its own: a short,
+# task-shaped sentence, so that the warm-started model writes the think block the format reward asks for.
+THINK_TEXT = {
+    "temporal_grounding": "I look for the moment the question describes and note the seconds where it starts and ends.",
+    "mcq": "I compare each option with what happens in the video and pick the one that fits.",
+    "grounded_qa": "I find the part of the video the question is about, answer from it and note when it happens.",
+    "dense_caption": "I go through the video event by event and note when each one starts and ends.",
+    "open_qa": "I look at what the video shows and answer in a short phrase.",
+    "numeric": "I count what the question asks about as it appears in the video.",
+}
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A task-prompt set: per task a format string and its answer-format sentence.
+
+    `answers` names the builtin set whose answer form SFT targets use ("temporal_r1": a JSON object
+    for grounding). Builtin sets are looked up by name; a recipe's own set comes from a YAML file
+    (rlvid.data.prompt_files).
+    """
+
+    name: str
+    templates: Mapping[str, str]
+    formats: Mapping[str, str] = field(default_factory=dict)
+    answers: str = "default"
+
+
+def builtin_template(name: str) -> PromptTemplate:
+    """The builtin set `name` (KeyError listing the allowed names otherwise)."""
+    if name not in TEMPLATES:
+        raise KeyError(f"unknown prompt template {name!r}; allowed: {sorted(TEMPLATES)}")
+    return PromptTemplate(name, TEMPLATES[name], {**ANSWER_FORMATS, **TEMPLATE_FORMATS.get(name, {})}, name)
+
+
+def as_template(template: str | PromptTemplate) -> PromptTemplate:
+    return template if isinstance(template, PromptTemplate) else builtin_template(template)
+
+
 def format_options(options: list[str]) -> str:
     return "\n".join(f"{OPTION_LETTERS[i]}. {text}" for i, text in enumerate(options))
 
 
-def build_prompt(sample: Sample, template: str = "default", reasoning: bool = True) -> str:
+def build_prompt(sample: Sample, template: str | PromptTemplate = "default", reasoning: bool = True) -> str:
     """The user's text for a sample (the video is placed before it by `build_messages`)."""
-    if template not in TEMPLATES:
-        raise KeyError(f"unknown prompt template {template!r}; allowed: {sorted(TEMPLATES)}")
+    t = as_template(template)
     options = format_options(sample.options) if sample.options else ""
-    return TEMPLATES[template][sample.task].format(
+    return t.templates[sample.task].format(
         question=sample.question.strip(),
         duration=sample.duration,
         options=options,
         options_block=f"Options:\n{options}\n" if options else "",
-        format=TEMPLATE_FORMATS.get(template, {}).get(sample.task, ANSWER_FORMATS[sample.task]),
+        format=t.formats.get(sample.task, ANSWER_FORMATS[sample.task]),
         instruction=REASONING if reasoning else DIRECT,
     )
 
 
-def build_messages(sample: Sample, template: str = "default", reasoning: bool = True,
+def build_messages(sample: Sample, template: str | PromptTemplate = "default", reasoning: bool = True,
                    system: str | None = None) -> list[dict]:
     """Chat messages with one video part followed by the task prompt."""
     messages: list[dict] = []
@@ -86,9 +127,27 @@ def build_messages(sample: Sample, template: str = "default", reasoning: bool = 
     return messages
 
 
-def target_answer(sample: Sample) -> str:
+def sft_target(sample: Sample, template: str | PromptTemplate = "default", reasoning: bool = True) -> str:
+    """What SFT trains the model to write: the answer block, after a think block when `reasoning` is on,
+    so the target passes the format reward of a recipe whose prompts ask for that (tests/test_prompt_targets.py).
+
+    The think text is the sample's own `meta.think` (a string), else a short sentence for its task.
+    """
+    answer = target_answer(sample, template)
+    if not reasoning:
+        return answer
+    think = (sample.meta or {}).get("think")
+    think = think.strip() if isinstance(think, str) and think.strip() else THINK_TEXT[sample.task]
+    return f"<think>{think}</think>\n{answer}"
+
+
+def target_answer(sample: Sample, template: str | PromptTemplate = "default") -> str:
     """The ground-truth answer in the format the prompt asks for (SFT targets, M-DPO references)."""
-    if sample.task == "temporal_grounding":
+    answers = as_template(template).answers
+    if sample.task == "temporal_grounding" and answers == "temporal_r1":
+        start, end = sample.intervals[0]
+        body = json.dumps({"start_time": f"{start:.1f}", "end_time": f"{end:.1f}"})
+    elif sample.task == "temporal_grounding":
         start, end = sample.intervals[0]
         body = f"{start:.1f} to {end:.1f}"
     elif sample.task == "grounded_qa":

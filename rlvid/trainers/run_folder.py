@@ -25,6 +25,7 @@ from typing import Any
 import rlvid
 from rlvid.config import recipe_to_dict
 from rlvid.data.atomic import write_text_atomic
+from rlvid.data.sources import parse_sources
 from rlvid.trainers.checkpoint import checkpoint_root
 
 RUN_FILE = "run.json"
@@ -57,8 +58,15 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _split_stamp(value: Any) -> Any:
+    """The stamp of a split's file, or one per source when `data.<split>` is a list (rlvid.data.sources)."""
+    if isinstance(value, list | tuple):
+        return [_file_stamp(source.path) for source in parse_sources(value, "data")]
+    return _file_stamp(value)
+
+
 def _file_stamp(path: str | None) -> str | None:
-    if not path or not os.path.exists(path):
+    if not isinstance(path, str) or not path or not os.path.exists(path):
         return None
     st = os.stat(path)
     return f"{st.st_size} bytes, mtime {int(st.st_mtime)}"
@@ -69,7 +77,7 @@ def fingerprint(recipe, stage: str, world_size: int) -> dict[str, Any]:
     flat = {k: v for k, v in flatten(recipe_to_dict(recipe)).items()
             if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS)}
     for split in ("train", "val"):
-        flat[f"files.data.{split}"] = _file_stamp(getattr(recipe.data, split))
+        flat[f"files.data.{split}"] = _split_stamp(getattr(recipe.data, split))
     flat.update({"rlvid.version": rlvid.__version__, "run.world_size": world_size, "run.stage": stage})
     return flat
 

@@ -1,4 +1,4 @@
-"""SFT: cross-entropy on the ground-truth answer text (`target_answer`), completion tokens only.
+"""SFT: cross-entropy on the ground-truth answer text (`sft_target`: think block + answer), completion tokens only.
 
 Used alone (`rlvid sft RECIPE`, or `trainer.algorithm: sft`) or as the warm start that
 `rlvid train` runs before GRPO when `sft.steps > 0`. It shares everything but the step with GRPO:
@@ -9,7 +9,7 @@ hooks and checkpoints (`rlvid.trainers.loop.Trainer`).
 from __future__ import annotations
 
 from rlvid.algos import aggregate_loss, local_normalizer
-from rlvid.data.prompts import target_answer
+from rlvid.data.prompts import sft_target
 from rlvid.trainers.loop import OptimConfig, Trainer, micro_batches, reduce_sum
 
 
@@ -33,8 +33,9 @@ class SFTTrainer(Trainer):
         tok = policy.tokenizer
         with t("encode"):
             encoded = policy.encode(samples)
-            targets = [tok(target_answer(s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-                       for s in samples]
+            builder = policy.builder
+            targets = [tok(sft_target(s, builder.template, builder.reasoning), add_special_tokens=False)["input_ids"]
+                       + [tok.eos_token_id] for s in samples]
             batches = [policy.batch([encoded[i] for i in rows], [targets[i] for i in rows], shared_prefix=False)
                        for rows in micro_batches(len(samples), self.recipe.trainer.micro_batch_size_per_device)]
             tokens = sum(float(local_normalizer("token_mean", b.mask)) for b in batches)

@@ -159,7 +159,7 @@ def build_pairs(recipe, model_path: str, out_dir: str | Path, accelerator, recip
 def _sample_and_pair(recipe, model_path: str, out_dir: Path, accelerator, recipe_dir, n: int,
                      prompts: list[Prompt], done: set[str]) -> None:
     processor = load_processor(model_path, recipe.model.trust_remote_code)
-    builder = ChainInputBuilder.like(make_input_builder(recipe, processor))
+    builder = ChainInputBuilder.like(make_input_builder(recipe, processor, base_dir=recipe_dir))
     model = load_policy(recipe.model, model_path, device=accelerator.device).eval()
     policy = Policy(model, builder)
     engine = make_engine(recipe, policy)
