@@ -11,6 +11,7 @@ names. Run folder, checkpoints, resume and logs are the CLI's (`trainer.output_d
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from rlvid.app.compose import Given, grpo_trainer, sft_trainer
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
 from rlvid.trainers.checkpoint import save_final_model
+
+logger = logging.getLogger("rlvid.api")
 
 
 def _data_path(data: Any, split: str) -> list[str]:
@@ -139,6 +142,10 @@ class GRPOTrainer(_APITrainer):
         super().__init__(model, args, train_dataset, eval_dataset, processing_class, reward_funcs)
 
     def _build(self):
+        if self.recipe.sft.steps > 0:
+            logger.warning("the recipe sets sft.steps=%d: GRPOTrainer does not run an SFT warm start (`rlvid train` "
+                           "does); train an SFTTrainer first and pass its final/ folder as model",
+                           self.recipe.sft.steps)
         return grpo_trainer(self.recipe, self.recipe_dir, given=self.given)
 
 
