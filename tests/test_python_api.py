@@ -105,3 +105,17 @@ def test_bad_arguments_are_named(setup, tmp_path):
 
         SFTTrainer(model=str(setup["model"]), args=GRPOConfig())
     assert SFTConfig(max_steps=3).to_recipe()[0].sft.steps == 3
+
+
+def test_import_rlvid_stays_light_and_names_the_api():
+    import subprocess
+    import sys
+
+    code = ("import sys, rlvid; assert 'torch' not in sys.modules and 'rlvid.api' not in sys.modules; "
+            "assert {'GRPOTrainer', 'GRPOConfig', 'SFTTrainer', 'SFTConfig'} <= set(dir(rlvid)); "
+            "from rlvid import GRPOConfig; assert GRPOConfig().recipe is None")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    with pytest.raises(AttributeError, match="GRPOTrainr"):
+        import rlvid
+
+        rlvid.GRPOTrainr  # noqa: B018
