@@ -27,7 +27,7 @@ from rewards.registry import (
     register_reward,
     resolve_reward,
 )
-from rewards.scoring import SAMPLE_COLUMNS, sample_columns, score
+from rewards.scoring import SAMPLE_COLUMNS, meta_columns, reward_state, sample_columns, score
 from rewards.soda import soda_c
 from rewards.temporal_iou import temporal_iou_reward
 
@@ -56,6 +56,7 @@ __all__ = [
     "interval_iop",
     "interval_iou",
     "mean_relative_accuracy",
+    "meta_columns",
     "merge_intervals",
     "overlong_reward",
     "parse_events",
@@ -66,6 +67,7 @@ __all__ = [
     "parse_reward_spec",
     "register_reward",
     "resolve_reward",
+    "reward_state",
     "sample_columns",
     "score",
     "score_answer",

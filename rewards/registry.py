@@ -24,10 +24,15 @@ from omegaconf import OmegaConf
 from rewards.builtins import BUILTINS
 from rewards.errors import RewardError
 from rlvid.config.schema import RewardSpec
+from rlvid.data.sample import Sample
 from rlvid.plugins import PluginError, entry_point_names, is_import_path, load_entry_point, load_import_path
 
 ENTRY_POINT_GROUP = "rlvid.rewards"
 SPEC_KEYS = ("name", "weight", "kwargs", "label")
+# What a builtin may read as a column: the Sample fields and what the trainer passes. A dataset's extra columns
+# (`meta` keys, passed to user rewards as TRL does) never reach a builtin, so one cannot shadow a builtin's option.
+BUILTIN_COLUMNS = frozenset(f.name for f in dataclasses.fields(Sample)) | {
+    "prompts", "completion_ids", "completion_lengths", "trainer_state"}
 
 RewardFn = Callable[..., Any]
 _REGISTERED: dict[str, RewardFn] = {}
@@ -177,6 +182,8 @@ def bind_reward(spec: RewardSpec, fn: RewardFn) -> BoundReward:
         if ours and missing:
             raise RewardError(label, f"missing required option(s) {missing} (set them under kwargs)")
         accepts = None if var_kw else frozenset(named)
+        if fn in BUILTINS.values():
+            accepts = frozenset(named) & BUILTIN_COLUMNS
     validate = getattr(fn, "validate_options", None)
     if callable(validate):
         try:

@@ -1,7 +1,7 @@
 """Recipe schema (typed dataclasses) and loading: YAML composition, dotlist overrides, validation."""
 
 from rlvid.config.errors import RecipeError
-from rlvid.config.loading import load_recipe, recipe_to_dict, save_recipe
+from rlvid.config.loading import load_recipe, override_recipe, recipe_to_dict, save_recipe
 from rlvid.config.schema import (
     DataConfig,
     HookSpec,
@@ -39,6 +39,7 @@ __all__ = [
     "VideoConfig",
     "VllmConfig",
     "load_recipe",
+    "override_recipe",
     "recipe_to_dict",
     "save_recipe",
     "validate_recipe",

@@ -95,9 +95,9 @@ def _read_yaml(path: Path) -> dict:
     return OmegaConf.to_container(loaded, resolve=False)
 
 
-def _apply_override(config: DictConfig, override: str) -> None:
+def _apply_override(config: DictConfig, override: str, origin: str = "command line override") -> None:
     """Apply one `dotted.key=value` override (value parsed as YAML, like a recipe file's)."""
-    source = f"command line override {override!r}"
+    source = f"{origin} {override!r}"
     key, sep, raw = override.partition("=")
     key = key.strip().replace("[", ".").replace("]", "")
     if not sep or not key:
@@ -141,3 +141,16 @@ def _to_recipe(config: DictConfig, source: str) -> Recipe:
 
 def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def override_recipe(recipe: Recipe, overrides: Sequence[str], source: str = "python",
+                    base_dir: str | Path | None = None) -> Recipe:
+    """A copy of `recipe` with `key=value` overrides applied, type-checked and validated as `load_recipe` does
+    (the Python API builds recipes without a file: `source` names where the overrides came from)."""
+    config = OmegaConf.structured(recipe)
+    for override in overrides:
+        _apply_override(config, override, f"{source} setting")
+    out = _to_recipe(config, source)
+    validate_recipe(out, source=source, base_dir=base_dir)
+    watch_env(out.logging.secret_env)
+    return out

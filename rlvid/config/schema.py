@@ -45,7 +45,7 @@ class ModelConfig:
     freeze_projector: bool = False
     freeze_llm: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
-    save_merged: bool = True  # with LoRA: also save the adapters merged into the base weights
+    save_merged: bool = True  # with LoRA: final/ holds the adapters merged into the base weights, else the adapter
     trust_remote_code: bool = False  # run the model folder's own Python (modeling/processing code); warns when on
 
 

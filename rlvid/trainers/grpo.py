@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rewards import NonFiniteRewardError, RewardSet, score
+from rewards import NonFiniteRewardError, RewardSet, reward_state, score
 from rlvid.algos import compute_advantages, compute_policy_loss, local_normalizer, rollout_is
 from rlvid.models.vision_reuse import visual_tokens
 from rlvid.policy import Policy, SequenceBatch
@@ -115,7 +115,8 @@ class GRPOTrainer(Trainer):
         samples = [prompts[i] for i in rollouts.prompt_index]
         bad, error = 0.0, None
         try:
-            out = score(self.reward_set, samples, rollouts.texts, rollouts.token_ids)
+            out = score(self.reward_set, samples, rollouts.texts, rollouts.token_ids,
+                        trainer_state=reward_state(step, self.recipe.trainer.max_steps))
             total = torch.tensor(out.total, dtype=torch.float32)
             bad = float(not torch.isfinite(total).all())
         except NonFiniteRewardError as e:  # NaN/inf: skipped or raised below, on every process alike

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewards import NonFiniteRewardError, score
+from rewards import NonFiniteRewardError, reward_state, score
 from rlvid.algos import Registry
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
@@ -61,7 +61,9 @@ def _task_hook(tasks: tuple[str, ...] | None) -> HookFn:
                                        dense=recipe.trainer.eval_dense)
         if reward_set is not None:
             ids = [policy.tokenizer(c, add_special_tokens=False)["input_ids"] for c in pred.completions]
-            metrics.update(score(reward_set, pred.samples, pred.completions, ids).metrics("rewards"))
+            state = reward_state(step, recipe.trainer.max_steps)  # as TRL passes its trainer state
+            out = score(reward_set, pred.samples, pred.completions, ids, trainer_state=state)
+            metrics.update(out.metrics("rewards"))
         return metrics
 
     return hook
