@@ -15,6 +15,6 @@ rm -rf "$OUT"
 "$RLVID" train recipes/quickstart_pixels.yaml
 "$RLVID" eval recipes/quickstart_pixels.yaml --checkpoint "$OUT/final" --split test
 "$VENV/bin/python" -c "from rlvid.data.video_controls import write_control_set as w; w('$OUT/data/test.jsonl', '$OUT/blank', 'blank')"
-"$RLVID" eval recipes/quickstart_pixels.yaml --checkpoint "$OUT/final" --split test --out "$OUT/eval_test_blank" \
-    data.test="$OUT/blank/test.jsonl"
+"$RLVID" eval recipes/quickstart_pixels.yaml data.test="$OUT/blank/test.jsonl" --checkpoint "$OUT/final" --split test \
+    --out "$OUT/eval_test_blank"
 "$RLVID" plot "$OUT"
