@@ -67,8 +67,8 @@ def train_iou(output_dir: Path) -> list[float]:
     return [r["rewards/temporal_iou"] for r in rows if "rewards/temporal_iou" in r]
 
 
-def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", sft_steps: int = 300,
-                       grpo_steps: int = 30, control: str | None = None, flipped: bool = True,
+def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", sft_steps: int = 520,
+                       grpo_steps: int = 40, control: str | None = None, flipped: bool = True,
                        sft_lr: float = 1.0e-2, grpo_lr: float = 1.0e-3, grpo_overrides: dict | None = None) -> dict:
     """SFT, then GRPO (and a sign-flipped GRPO) from the SFT model; held-out mIoU of each, controls, baseline.
 
