@@ -10,8 +10,8 @@ SFT stops at 520 steps, while the model reads only some of the 12 time slots: GR
 Measured with exactly this configuration (scripts/bench_learning.py --seeds 0 --sft-steps 520 --grpo-steps 40,
 the same code path), 2026-11-28: constant 0.100 (oracle 0.117), SFT 0.229, GRPO 0.567, flipped 0.000, GRPO model
 on blank 0.083, shuffled 0.100. The margin on ">= 0.5" is thin (0.067), and seed 1 did not learn (docs/benchmarks.md
-"Learning"). Time: ~33 min on the 2 shared cores at load 15-40 (SFT is ~90% of it); estimated 7-9 min on 2 quiet
-cores, over the 3-minute CI budget: the SFT stage must reach a model that reads.
+"Learning"). Time: 1 passed in 133 s (SFT 87 s, GRPO 18 s, flipped 16 s, controls 5 s) on the 2 shared cores at
+load average ~2.5 (2026-11-28 04:10 UTC); ~33 min in the bench at load 15-40, so on a busy machine it is far slower.
 
 RLVID_LEARNING_CONTROL=blank runs the same test with every video blank (train and held out): it must fail, which
 shows the margins need the pixels (recorded in docs/benchmarks.md "Learning").
