@@ -35,6 +35,13 @@ SHAPES = ("circle", "square", "triangle")
 DIRECTIONS = ("left", "right", "up", "down")
 BACKGROUND = (24, 24, 24)
 SYNTHETIC_TASKS = ("temporal_grounding", "mcq", "grounded_qa", "dense_caption")
+# Tasks made on request only (not in the default mix). `flash_grounding` writes temporal-grounding samples whose
+# answer only the pixels give: see `_flash_grounding`.
+EXTRA_TASKS = ("flash_grounding",)
+# The Sample.task each generator's samples carry (default: its own name).
+SAMPLE_TASK = {"flash_grounding": "temporal_grounding"}
+# Frames the vision encoders of Qwen2.5-VL and Qwen3-VL fold into one temporal patch: a flash covers whole patches.
+FLASH_FRAMES = 2
 SPLITS = ("train", "val", "test")
 # The shape question needs four options but only three shapes are drawn: this one never appears.
 UNDRAWN_SHAPE = "star"
@@ -248,7 +255,7 @@ def _make_sample(
         id=sample_id,
         video=video.as_posix(),
         duration=_seconds(n_frames, fps),
-        task=task,
+        task=SAMPLE_TASK.get(task, task),
         question=scene.question,
         options=scene.options,
         answer=scene.answer,
@@ -262,7 +269,9 @@ def _render(objects: list[SceneObject], frame: int, layout: _Layout) -> np.ndarr
     image = np.empty((layout.height, layout.width, 3), dtype=np.uint8)
     image[:] = BACKGROUND
     for obj in objects:
-        if obj.first <= frame < obj.stop:
+        if obj.shape == "screen" and obj.first <= frame < obj.stop:  # the whole frame takes the colour
+            image[:] = PALETTE[obj.colour]
+        elif obj.first <= frame < obj.stop:
             x, y = obj.position(frame)
             mask = _mask(obj.shape, layout.size)
             image[y : y + layout.size, x : x + layout.size][mask] = PALETTE[obj.colour]
@@ -396,7 +405,29 @@ def _dense_caption(rng: np.random.Generator, layout: _Layout, n_frames: int, fps
     return _Scene(objects, DENSE_CAPTION_QUESTION, events=events, meta={"num_events": k})
 
 
+def _flash_grounding(rng: np.random.Generator, layout: _Layout, n_frames: int, fps: float) -> _Scene:
+    """The whole screen turns one colour for FLASH_FRAMES frames, starting on a temporal-patch boundary.
+
+    Only the pixels say when: the flash is equally likely in every patch-aligned slot, so a constant answer
+    scores about FLASH_FRAMES / n_frames mean IoU (the best constant is measured by scripts/bench_learning.py),
+    while the signal (every pixel of two frames) is as large as a video can make it.
+    """
+    slots = n_frames // FLASH_FRAMES
+    if slots < 2:
+        raise ValueError(f"flash_grounding needs at least {2 * FLASH_FRAMES} frames, got {n_frames}")
+    colour = _pick(rng, list(PALETTE))
+    a = FLASH_FRAMES * int(rng.integers(slots))
+    objects = [SceneObject(colour, "screen", a, a + FLASH_FRAMES, (0, 0), (0, 0))]
+    return _Scene(
+        objects,
+        question=f"When does the screen turn {colour}?",
+        intervals=[(_seconds(a, fps), _seconds(a + FLASH_FRAMES, fps))],
+        meta={"colour": colour, "shape": "screen"},
+    )
+
+
 _GENERATORS = {
+    "flash_grounding": _flash_grounding,
     "temporal_grounding": _temporal_grounding,
     "mcq": _mcq,
     "grounded_qa": _grounded_qa,
@@ -488,10 +519,11 @@ def _check_args(
     if len(splits) != 3 or any(s < 0 for s in splits) or abs(sum(splits) - 1.0) > 1e-6:
         raise ValueError(f"splits must be three non-negative fractions (train, val, test) summing to 1, got {splits}")
     if isinstance(tasks, str) or not tasks:
-        raise ValueError(f"tasks must be a non-empty list drawn from {list(SYNTHETIC_TASKS)}, got {tasks!r}")
-    unknown = [t for t in tasks if t not in SYNTHETIC_TASKS]
+        raise ValueError(f"tasks must be a non-empty list drawn from {list(SYNTHETIC_TASKS + EXTRA_TASKS)}, "
+                         f"got {tasks!r}")
+    unknown = [t for t in tasks if t not in SYNTHETIC_TASKS + EXTRA_TASKS]
     if unknown:
-        raise ValueError(f"unknown synthetic task(s) {unknown}; allowed: {list(SYNTHETIC_TASKS)}")
+        raise ValueError(f"unknown synthetic task(s) {unknown}; allowed: {list(SYNTHETIC_TASKS + EXTRA_TASKS)}")
     low, high = (duration, duration) if isinstance(duration, (int, float)) else duration
     if not 0 < low <= high:
         raise ValueError(f"duration must be > 0 (a number or a (low, high) range), got {duration!r}")

@@ -1,0 +1,146 @@
+"""Learning that needs the pixels (issue 17): SFT then GRPO on flash clips, with the controls that show reading.
+
+Test code shared by tests/test_pixel_learning.py and scripts/bench_learning.py (scripts put tests/ on sys.path).
+The task (`flash_grounding` in rlvid/data/synthetic.py): a 12 s clip at 2 fps whose whole screen turns one colour
+for one second, at a random temporal-patch-aligned time; the question names the colour and asks when. A constant
+answer scores about 1/12 mIoU, so held-out mIoU well above that means the model reads the video. Controls: the
+final model on blank and frame-shuffled copies of the held-out clips (rlvid/data/video_controls.py) must fall
+back to the constant's level, and a sign-flipped GRPO run from the same SFT model must not improve.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tiny_setup import merged, write_recipe
+
+from rlvid.app.eval import run_eval
+from rlvid.app.train import run_train
+from rlvid.data.loaders import load_samples
+from rlvid.data.video_controls import write_control_set
+from rlvid.eval.constant_baseline import best_constant_interval, constant_miou
+
+MIOU = "eval/temporal_grounding/mIoU"
+# 24 frames = 12 temporal patches of 2 frames, each 1568 px -> 2 visual tokens (Qwen3-VL) per patch.
+FLASH_VIDEO = {"fps": 2.0, "min_frames": 4, "max_frames": 24, "total_pixels": 24 * 1568,
+               "min_pixels_per_frame": 1568, "max_pixels_per_frame": 1568}
+# IoU scored as the standard evaluation scores it (docs/fidelity.md): reversed or out-of-video answers earn 0.
+REWARDS = {"functions": [{"name": "format", "weight": 0.5, "kwargs": {"think": "optional"}},
+                         {"name": "temporal_iou", "weight": 0.5, "kwargs": {"on_reversed": "zero", "clip": False}}]}
+
+
+def make_flash_setup(root: str | Path, arch: str = "qwen3_vl", seed: int = 0, n: int = 300,
+                     control: str | None = None) -> dict[str, Path]:
+    """Tiny model + flash-grounding clips under `root` (80% train, 20% held out); reused if already there.
+
+    `control` ("blank" / "shuffled") replaces every video of both splits by its control copy: the same labels
+    with pixels that say nothing, for showing that the learning checks fail without the video.
+    """
+    from rlvid.data.synthetic import make_synthetic_data
+    from rlvid.models.tiny import make_tiny_model
+
+    root = Path(root)
+    model, data = root / f"model-{arch}", root / "data"
+    if not (model / "config.json").is_file():
+        make_tiny_model(model, arch=arch, seed=seed)
+    if not (data / "train.jsonl").is_file():
+        make_synthetic_data(data, n=n, seed=seed, duration=12.0, fps=2, width=64, height=48,
+                            splits=(0.8, 0.2, 0.0), tasks=("flash_grounding",))
+    if control:
+        controlled = root / f"data-{control}"
+        if not (controlled / "train.jsonl").is_file():
+            for split in ("train", "val"):
+                write_control_set(data / f"{split}.jsonl", controlled, control, seed=seed)
+        data = controlled
+    return {"model": model, "data": data}
+
+
+def last_eval(output_dir: Path, stage: str) -> dict[str, float]:
+    rows = [json.loads(line) for line in open(Path(output_dir) / "metrics.jsonl")]
+    return [r for r in rows if r.get("stage") == stage and MIOU in r][-1]
+
+
+def train_iou(output_dir: Path) -> list[float]:
+    rows = [json.loads(line) for line in open(Path(output_dir) / "metrics.jsonl")]
+    return [r["rewards/temporal_iou"] for r in rows if "rewards/temporal_iou" in r]
+
+
+def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", sft_steps: int = 520,
+                       grpo_steps: int = 40, control: str | None = None, flipped: bool = True,
+                       sft_lr: float = 1.0e-2, grpo_lr: float = 1.0e-3, grpo_overrides: dict | None = None) -> dict:
+    """SFT, then GRPO (and a sign-flipped GRPO) from the SFT model; held-out mIoU of each, controls, baseline.
+
+    Returns a dict with the eval rows (`sft`, `grpo`, `flipped`), `blank` / `shuffled` (the GRPO model's mIoU on
+    control copies of the held-out clips), `constant` (the best constant fitted on train, scored held out),
+    `constant_oracle` (the best constant chosen on the held-out clips themselves), timings and train IoU curves.
+    """
+    root = Path(root)
+    setup = make_flash_setup(root / "setup", arch=arch, seed=seed, control=control)
+    val = setup["data"] / "val.jsonl"
+    common = {"trainer": {"seed": seed, "eval_steps": 100000}, "data": {"video": dict(FLASH_VIDEO)},
+              "rollout": {"max_new_tokens": 16}, "hooks": [{"name": "eval_grounding"}]}
+    out: dict = {"arch": arch, "seed": seed, "control": control}
+    train = load_samples(str(setup["data"] / "train.jsonl"), split="train").samples
+    held_out = load_samples(str(val), split="val").samples
+    interval, _ = best_constant_interval(train)
+    out["constant_interval"] = interval
+    out["constant"] = constant_miou(interval, held_out)
+    out["constant_oracle"] = best_constant_interval(held_out)[1]
+
+    start = time.perf_counter()
+    sft_recipe = write_recipe(root / "sft.yaml", setup, root / "sft", merged(common, {
+        "trainer": {"algorithm": "sft", "micro_batch_size_per_device": 16},
+        "sft": {"steps": sft_steps, "lr": sft_lr, "global_samples_per_step": 16}}))
+    sft_model = _train_once(sft_recipe, root / "sft")
+    out["sft_seconds"] = time.perf_counter() - start
+    out["sft"] = last_eval(root / "sft", "sft")
+
+    runs = (("grpo", 1), ("flipped", -1)) if flipped else (("grpo", 1),)
+    for name, sign in runs:
+        start = time.perf_counter()
+        recipe = write_recipe(root / f"{name}.yaml", {"model": sft_model, "data": setup["data"]}, root / name, merged({
+            **common,
+            "trainer": {**common["trainer"], "max_steps": grpo_steps, "lr": grpo_lr, "global_prompts_per_step": 8,
+                        "micro_batch_size_per_device": 32, "loss_agg": "dapo", "advantage_sign": sign},
+            "rollout": {**common["rollout"], "num_generations": 8, "temperature": 1.0},
+            "rewards": REWARDS,
+        }, grpo_overrides))
+        model = _train_once(recipe, root / name)
+        out[f"{name}_seconds"] = time.perf_counter() - start
+        out[name] = last_eval(root / name, "grpo")
+        out[f"{name}_train_iou"] = train_iou(root / name)
+        if name == "grpo":
+            out["grpo_model"] = str(model)
+            out["grpo_recipe"] = str(recipe)
+
+    start = time.perf_counter()
+    for control_name in ("blank", "shuffled"):
+        copy = write_control_set(val, root / f"val-{control_name}", control_name, seed=seed)
+        folder = root / f"eval-{control_name}"
+        run_eval(out["grpo_recipe"], checkpoint=out["grpo_model"], overrides=[f"data.val={copy}"], out=str(folder))
+        out[control_name] = json.loads((folder / "metrics.json").read_text())[MIOU.removeprefix("eval/")]
+    out["controls_seconds"] = time.perf_counter() - start
+    return out
+
+
+def _train_once(recipe: Path, output_dir: Path) -> Path:
+    """Train, or reuse the finished model of an earlier call with the same folder (resumable benchmarks)."""
+    final = output_dir / "final"
+    if (final / "complete").is_file():
+        return final
+    return run_train(str(recipe))
+
+
+def summary(r: dict) -> str:
+    """One line with the figures the checks read."""
+    parts = [f"{r['arch']} seed {r['seed']}" + (f" ({r['control']} videos)" if r["control"] else ""),
+             f"held-out mIoU: constant {r['constant']:.3f} (oracle {r['constant_oracle']:.3f})",
+             f"SFT {r['sft'][MIOU]:.3f}", f"GRPO {r['grpo'][MIOU]:.3f}"]
+    if "flipped" in r:
+        parts.append(f"flipped {r['flipped'][MIOU]:.3f}")
+    parts += [f"GRPO model on blank {r['blank']:.3f}, shuffled {r['shuffled']:.3f}",
+              "seconds: SFT {:.0f}, GRPO {:.0f}, flipped {:.0f}, controls {:.0f}".format(
+                  r["sft_seconds"], r["grpo_seconds"], r.get("flipped_seconds", 0.0), r["controls_seconds"])]
+    return "; ".join(parts)
