@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_train)
 
     p = sub.add_parser("export", help="write a checkpoints/step-N folder as an HF model folder")
-    p.add_argument("checkpoint")
-    p.add_argument("out")
+    p.add_argument("checkpoint", help="a run's checkpoints/step-N (or final/) folder")
+    p.add_argument("out", help="folder to write the Hugging Face model into")
     p.add_argument("--merge-lora", action="store_true", help="LoRA: merge the adapters into the base weights "
                                                              "(default: write the adapter only, for peft)")
     p.set_defaults(func=_export)

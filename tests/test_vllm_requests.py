@@ -85,6 +85,7 @@ def test_request_processed_like_vllm_gives_the_training_tokens_and_pixels(setup)
 def test_streamed_video_chunks_are_sent_as_one_video_each(setup):
     arch, _, processor, builder, samples = setup
     streaming = VideoInputBuilder(processor, builder.sampling, builder.cache, template=builder.template,
+                                  reasoning=builder.reasoning, system=builder.system,
                                   streaming=True, stream_chunk_seconds=2.0)
     if arch == "qwen3_vl":  # its processor timestamps frames itself: the option leaves prompts unchanged
         assert not streaming.streams

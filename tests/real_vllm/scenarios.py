@@ -188,7 +188,7 @@ def scenario_mdpo_pairs(root: Path) -> dict:
 
     path = _cli_recipe(root, "mdpo", {"trainer": {"algorithm": "mdpo"},
                                       "mdpo": {"min_gap": 0.05, "metric": [{"name": "./length.py:length"}]},
-                                      "rewards": {"functions": [{"name": "format"}]}})
+                                      "rewards": {"functions": [{"name": "format", "kwargs": {"think": "forbidden"}}]}})
     out = root / "mdpo" / "pairs"
     code = main(["mdpo-pairs", str(path), "--n", "4", "--out", str(out)])
     pairs = read_pairs(out)
