@@ -65,7 +65,7 @@ def test_mdpo_raises_held_out_iou_and_flipped_pairs_do_not(tmp_path):
         "data": {"val": str(held_out)},
         "rollout": {"max_new_tokens": 14, "temperature": 0.7},
         "sft": {"steps": 40, "lr": 3.0e-3, "global_samples_per_step": 8},
-        "trainer": {"algorithm": "mdpo", "max_steps": MDPO_STEPS, "lr": 2.0e-3, "micro_batch_size_per_device": 16,
+        "trainer": {"algorithm": "mdpo", "max_steps": MDPO_STEPS, "lr": 3.0e-3, "micro_batch_size_per_device": 16,
                     "eval_steps": 1000},
         "mdpo": {"num_samples": 8, "min_gap": 0.1, "pairs_per_prompt": 2, "pairs_per_step": 8,
                  "generation_batch_size": 16, "beta": 0.1, "sft_gamma": 1.0},
