@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--root", default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--arch", default="qwen3_vl", choices=["qwen3_vl", "qwen2_5_vl"])
+    ap.add_argument("--model-seed", type=int, default=None, help="model and trainer seed (default: each data seed)")
     ap.add_argument("--sft-steps", type=int, default=520)
     ap.add_argument("--grpo-steps", type=int, default=40)
     ap.add_argument("--grpo-lr", type=float, default=1.0e-3)
@@ -46,7 +47,7 @@ def main() -> None:
     for seed in args.seeds:
         r = run_pixel_learning(root / f"seed{seed}", seed=seed, arch=args.arch, sft_steps=args.sft_steps,
                                grpo_steps=args.grpo_steps, grpo_lr=args.grpo_lr, control=args.control,
-                               flipped=not args.no_flipped)
+                               flipped=not args.no_flipped, model_seed=args.model_seed)
         print(summary(r), flush=True)
         runs.append({k: v for k, v in r.items() if not k.endswith("_train_iou")})
     keys = ["constant", "constant_oracle", "blank", "shuffled"]

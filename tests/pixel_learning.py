@@ -27,14 +27,16 @@ MIOU = "eval/temporal_grounding/mIoU"
 FLASH_VIDEO = {"fps": 2.0, "min_frames": 4, "max_frames": 24, "total_pixels": 24 * 1568,
                "min_pixels_per_frame": 1568, "max_pixels_per_frame": 1568}
 # IoU scored as the standard evaluation scores it (docs/fidelity.md): reversed or out-of-video answers earn 0.
-REWARDS = {"functions": [{"name": "format", "weight": 0.5, "kwargs": {"think": "optional"}},
+# The prompts ask for the answer only (tiny_setup: data.reasoning false): the format reward forbids a think block.
+REWARDS = {"functions": [{"name": "format", "weight": 0.5, "kwargs": {"think": "forbidden"}},
                          {"name": "temporal_iou", "weight": 0.5, "kwargs": {"on_reversed": "zero", "clip": False}}]}
 
 
 def make_flash_setup(root: str | Path, arch: str = "qwen3_vl", seed: int = 0, n: int = 300,
-                     control: str | None = None) -> dict[str, Path]:
+                     control: str | None = None, model_seed: int | None = None) -> dict[str, Path]:
     """Tiny model + flash-grounding clips under `root` (80% train, 20% held out); reused if already there.
 
+    `seed` draws the clips, `model_seed` (default: `seed`) the tiny model's random weights.
     `control` ("blank" / "shuffled") replaces every video of both splits by its control copy: the same labels
     with pixels that say nothing, for showing that the learning checks fail without the video.
     """
@@ -44,7 +46,7 @@ def make_flash_setup(root: str | Path, arch: str = "qwen3_vl", seed: int = 0, n:
     root = Path(root)
     model, data = root / f"model-{arch}", root / "data"
     if not (model / "config.json").is_file():
-        make_tiny_model(model, arch=arch, seed=seed)
+        make_tiny_model(model, arch=arch, seed=seed if model_seed is None else model_seed)
     if not (data / "train.jsonl").is_file():
         make_synthetic_data(data, n=n, seed=seed, duration=12.0, fps=2, width=64, height=48,
                             splits=(0.8, 0.2, 0.0), tasks=("flash_grounding",))
@@ -69,19 +71,22 @@ def train_iou(output_dir: Path) -> list[float]:
 
 def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", sft_steps: int = 520,
                        grpo_steps: int = 40, control: str | None = None, flipped: bool = True,
-                       sft_lr: float = 1.0e-2, grpo_lr: float = 1.0e-3, grpo_overrides: dict | None = None) -> dict:
+                       sft_lr: float = 1.0e-2, grpo_lr: float = 1.0e-3, grpo_overrides: dict | None = None,
+                       model_seed: int | None = None) -> dict:
     """SFT, then GRPO (and a sign-flipped GRPO) from the SFT model; held-out mIoU of each, controls, baseline.
 
+    `seed` draws the clips; `model_seed` (default: `seed`) the tiny model's weights and the trainers' seed.
     Returns a dict with the eval rows (`sft`, `grpo`, `flipped`), `blank` / `shuffled` (the GRPO model's mIoU on
     control copies of the held-out clips), `constant` (the best constant fitted on train, scored held out),
     `constant_oracle` (the best constant chosen on the held-out clips themselves), timings and train IoU curves.
     """
     root = Path(root)
-    setup = make_flash_setup(root / "setup", arch=arch, seed=seed, control=control)
+    model_seed = seed if model_seed is None else model_seed
+    setup = make_flash_setup(root / "setup", arch=arch, seed=seed, control=control, model_seed=model_seed)
     val = setup["data"] / "val.jsonl"
-    common = {"trainer": {"seed": seed, "eval_steps": 100000}, "data": {"video": dict(FLASH_VIDEO)},
+    common = {"trainer": {"seed": model_seed, "eval_steps": 100000}, "data": {"video": dict(FLASH_VIDEO)},
               "rollout": {"max_new_tokens": 16}, "hooks": [{"name": "eval_grounding"}]}
-    out: dict = {"arch": arch, "seed": seed, "control": control}
+    out: dict = {"arch": arch, "seed": seed, "model_seed": model_seed, "control": control}
     train = load_samples(str(setup["data"] / "train.jsonl"), split="train").samples
     held_out = load_samples(str(val), split="val").samples
     interval, _ = best_constant_interval(train)
@@ -135,7 +140,8 @@ def _train_once(recipe: Path, output_dir: Path) -> Path:
 
 def summary(r: dict) -> str:
     """One line with the figures the checks read."""
-    parts = [f"{r['arch']} seed {r['seed']}" + (f" ({r['control']} videos)" if r["control"] else ""),
+    parts = [f"{r['arch']} data seed {r['seed']}, model seed {r['model_seed']}"
+             + (f" ({r['control']} videos)" if r["control"] else ""),
              f"held-out mIoU: constant {r['constant']:.3f} (oracle {r['constant_oracle']:.3f})",
              f"SFT {r['sft'][MIOU]:.3f}", f"GRPO {r['grpo'][MIOU]:.3f}"]
     if "flipped" in r:
