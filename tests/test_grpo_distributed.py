@@ -50,7 +50,8 @@ def test_two_processes_keep_parameters_equal_and_groups_whole(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "out", {
         "trainer": {"max_steps": 3, "global_prompts_per_step": 4, "micro_batch_size_per_device": 3,
                     "scale_rewards": "batch", "lr": 0.01},
-        "rewards": {"functions": [{"name": "./length.py:length"}, {"name": "format", "weight": 0.5, "kwargs": {"think": "forbidden"}}]},
+        "rewards": {"functions": [{"name": "./length.py:length"}, {"name": "format", "weight": 0.5,
+                                                                            "kwargs": {"think": "forbidden"}}]},
     })
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="disabled")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",

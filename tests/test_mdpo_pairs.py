@@ -218,7 +218,8 @@ def test_mdpo_pairs_command_samples_scores_and_writes_pairs(setup, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", setup, tmp_path / "run", {
         "data": {"max_samples": 4}, "rollout": {"max_new_tokens": 6},
         "trainer": {"algorithm": "mdpo"}, "mdpo": {"min_gap": 0.05, "metric": [{"name": "./length.py:length"}]},
-        "rewards": {"functions": [{"name": "format", "kwargs": {"think": "forbidden"}}]}})  # mdpo.metric wins over the recipe's rewards
+        "rewards": {"functions": [{"name": "format", "kwargs": {"think": "forbidden"}}]},  # mdpo.metric wins over these
+    })
     out = str(tmp_path / "pairs")
     assert main(["mdpo-pairs", str(path), "mdpo.pairs_per_prompt=2", "--n", "3", "--out", out]) == 0
     pairs = read_pairs(tmp_path / "pairs")
