@@ -34,3 +34,14 @@ def grounding_prompts(synthetic_dir: Path) -> list:
     rows = [s for s in load_samples(str(synthetic_dir / "train.jsonl"), split="train").samples
             if s.task == "temporal_grounding"][:3]
     return [rows[0], dataclasses.replace(rows[1], question=rows[1].question + " Watch every frame closely."), rows[2]]
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: the learning tests' tiny forwards run ~10x slower with 2 threads on 2 shared cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from tiny_setup import GROUNDING_VIDEO, make_grounding_setup, merged, write_recipe
 
 from rlvid.app.train import run_train
@@ -88,14 +87,6 @@ def run_grounding_learning(root: Path, seed: int = 0, grpo_overrides: dict | Non
         out[f"{name}_train_iou"] = _train_iou(root / name / "metrics.jsonl")
     return out
 
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: these tiny forwards run ~10x slower with 2 threads when the 2 cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow

@@ -29,20 +29,11 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 from pixel_learning import MIOU, run_pixel_learning, summary
 
 SFT_STEPS = 520
 GRPO_STEPS = 40
 
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: these tiny forwards run much slower with 2 threads when the 2 cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
