@@ -22,7 +22,9 @@ SCRIPT = """
 from types import SimpleNamespace
 from rlvid.trainers.loop import make_accelerator
 acc = make_accelerator(SimpleNamespace(trainer=SimpleNamespace(precision="auto", collective_timeout_s=60)))
-print("RESULT", acc.process_index, acc.num_processes, acc.distributed_type, acc.mixed_precision, flush=True)
+import os
+# one write per line (print writes its pieces separately, and two processes share the pipe)
+os.write(1, f"RESULT {acc.process_index} {acc.num_processes} {acc.distributed_type} {acc.mixed_precision}\\n".encode())
 acc.wait_for_everyone()
 """
 
