@@ -32,7 +32,9 @@ FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow", ".csv", ".yaml", ".yml
 # dotted keys whose values are local paths ("hub": or a Hub name when no such local path exists)
 PATH_KEYS: dict[str, str] = {"model.path": "hub", "data.train": "hub", "data.val": "hub", "data.test": "hub",
                              "data.video_root": "local", "mdpo.pairs": "local", "trainer.resume": "local"}
-DATA_SPLIT = re.compile(r"(?P<path>.+)@(?P<split>[A-Za-z0-9_.\-]+)")  # the split suffix rlvid.data.sources reads
+# `path@split` of a data source (rlvid.data.sources): a split name after the last '@' is letters, digits, '_', '-',
+# '.' (never a path separator)
+DATA_SPLIT = re.compile(r"(?P<path>.+)@(?P<split>[A-Za-z0-9_.\-]+)")
 NOT_PATHS = {"trainer.resume": ("none", "auto")}
 # keys (and list-of-entries keys, by their `name`) that may name a plugin file `./file.py:fn`
 PLUGIN_KEYS = ("trainer.policy_loss", "trainer.loss_agg", "trainer.advantage", "trainer.kl_estimator", "mdpo.loss",

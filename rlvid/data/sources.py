@@ -16,16 +16,14 @@ the working folder when None). docs/data.md documents the rules.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvid.config.recipe_paths import DATA_SPLIT
 from rlvid.data.loaders import DataError
 
-# A split name after the last '@': letters, digits, '_', '-', '.' (never a path separator).
-_SPLIT = re.compile(r"^(?P<path>.+)@(?P<split>[A-Za-z0-9_.\-]+)$")
 SPLIT_ALIASES = {"val": ("validation", "valid", "dev"), "test": ("testing",)}
 ENTRY_KEYS = ("path", "weight", "column_map")
 
@@ -56,7 +54,7 @@ class DataSource:
 
 def split_spec(spec: str) -> tuple[str, str | None]:
     """`"folder@validation"` -> ("folder", "validation"); a spec without '@split' -> (spec, None)."""
-    match = _SPLIT.match(spec)
+    match = DATA_SPLIT.fullmatch(spec)
     if match and not os.path.exists(spec):
         return match["path"], match["split"]
     return spec, None
