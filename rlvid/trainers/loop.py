@@ -176,6 +176,7 @@ class Trainer:
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.timer = PhaseTimer()
         self.step = 0
+        self.recent_completions: list[dict] = []  # sample completions a step keeps for trainer.log_completions
 
     @property
     def processor(self):
@@ -310,7 +311,7 @@ class Trainer:
                             logger.warning(message)
                     if self.step % self.recipe.trainer.logging_steps == 0 or self.step == self.total_steps:
                         run_log.log(metrics, self.step)
-                        run_log.log_completions(getattr(self, "recent_completions", None) or [], self.step)
+                        run_log.log_completions(self.recent_completions, self.step)
                     saved = self.maybe_save()
                     stopping = reduce_max(acc, float(stop.signum or 0))
                     if not stopping:
