@@ -119,3 +119,19 @@ def test_import_rlvid_stays_light_and_names_the_api():
         import rlvid
 
         rlvid.GRPOTrainr  # noqa: B018
+
+
+def test_a_format_reward_against_the_prompts_is_refused(setup, tmp_path):
+    """reward_funcs get the recipe's check: a bare "format" demands a think block the answer-only prompts never ask
+    for, so every completion would score 0; the error names the entry and the fix."""
+    from rlvid import GRPOConfig, GRPOTrainer
+
+    answer_only = GRPOConfig(output_dir=str(tmp_path / "run"), max_steps=1, num_generations=2, report_to="none",
+                             overrides={"data.reasoning": False})
+    with pytest.raises(ValueError, match=r"reward_funcs\[1\]: \(format, think='required' \(the default\)\)"):
+        GRPOTrainer(model=str(setup["model"]), reward_funcs=[lambda completions, **kw: [0.0] * len(completions),
+                                                              "format"],
+                    train_dataset=str(setup["data"] / "train.jsonl"), args=answer_only)
+    trainer = GRPOTrainer(model=str(setup["model"]), train_dataset=str(setup["data"] / "train.jsonl"), args=answer_only,
+                          reward_funcs=[{"name": "format", "kwargs": {"think": "forbidden"}}])
+    assert trainer.recipe.data.reasoning is False

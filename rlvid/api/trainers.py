@@ -20,8 +20,10 @@ from rewards import score
 from rlvid.api.config import GRPOConfig, SFTConfig, _Config
 from rlvid.api.datasets import filter_samples, to_samples
 from rlvid.app.compose import Given, grpo_trainer, sft_trainer
+from rlvid.config.validation import format_reward_problems
 from rlvid.eval.metrics import evaluate_completions
 from rlvid.eval.predict import predict
+from rlvid.trainers import console
 from rlvid.trainers.checkpoint import save_final_model
 
 logger = logging.getLogger("rlvid.api")
@@ -66,6 +68,7 @@ class _APITrainer:
         val = _objects(eval_dataset, "eval_dataset", self.recipe)
         if reward_funcs is not None and not isinstance(reward_funcs, (list, tuple)):
             reward_funcs = [reward_funcs]
+        _check_reward_entries(reward_funcs or [], self.recipe.data.reasoning)
         self.given = Given(model=model_obj, processor=processing_class, train=train, val=val,
                            rewards=list(reward_funcs) if reward_funcs is not None else None)
         self.trainer = self._build()
@@ -84,7 +87,11 @@ class _APITrainer:
         return self.trainer.processor
 
     def train(self) -> Path:
-        """Train to the configured number of steps (resuming as `trainer.resume` says); returns final/."""
+        """Train to the configured number of steps (resuming as `trainer.resume` says); returns final/.
+
+        Logging is set up as `rlvid train` sets it (`trainer.log_level`): third-party chatter quieted, log lines
+        above the progress bar."""
+        console.configure_console(self.recipe.trainer.log_level)
         self.final = self.trainer.fit()
         return self.final
 
@@ -113,6 +120,20 @@ class _APITrainer:
         out = Path(output_dir) if output_dir is not None else self.trainer.output_dir / "final"
         return save_final_model(self.trainer.accelerator, self.trainer.model, self.trainer.processor, out,
                                 save_merged=self.recipe.model.save_merged)
+
+
+def _check_reward_entries(reward_funcs: Sequence, reasoning: bool) -> None:
+    """Recipe-style entries among `reward_funcs` ("format", {"name": "format", "kwargs": ...}) get the recipe's
+    check: a `format` reward that contradicts `data.reasoning` would score every completion 0."""
+    entries = []
+    for i, entry in enumerate(reward_funcs):
+        if isinstance(entry, str):
+            entries.append((f"reward_funcs[{i}]", entry, {}))
+        elif isinstance(entry, dict):
+            entries.append((f"reward_funcs[{i}]", entry.get("name"), entry.get("kwargs")))
+    problems = [f"{where}: {problem}" for where, problem in format_reward_problems(entries, reasoning)]
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def _load_file(recipe, path: str | Path) -> list:

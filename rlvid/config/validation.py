@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from rlvid.algos import ADVANTAGE_ESTIMATORS, DPO_LOSSES, KL_ESTIMATORS, LOSS_AGGREGATIONS, POLICY_LOSSES
@@ -94,19 +95,26 @@ def _problems(r: Recipe):
 def _format_reward_problems(r: Recipe):
     """The builtin `format` reward must accept what the prompts ask for (`data.reasoning`): a reward demanding a
     think block the prompt never asks for scores every completion (and every SFT target) 0, and vice versa."""
-    for i, spec in enumerate(r.rewards.functions):
-        if spec.name != "format":
+    entries = [(f"rewards.functions[{i}]", spec.name, spec.kwargs) for i, spec in enumerate(r.rewards.functions)]
+    yield from format_reward_problems(entries, r.data.reasoning)
+
+
+def format_reward_problems(entries: Iterable[tuple[str, str, dict | None]], reasoning: bool):
+    """(where, problem) for each `format` entry among (where, reward name, kwargs) that contradicts `reasoning`;
+    shared by recipe validation and the Python API's `reward_funcs`."""
+    for where, name, kwargs in entries:
+        if name != "format":
             continue
-        kwargs = spec.kwargs or {}
+        kwargs = kwargs or {}
         think, preset = kwargs.get("think", "required"), kwargs.get("preset")
-        if not r.data.reasoning and (preset or think == "required"):
+        if not reasoning and (preset or think == "required"):
             default = "" if "think" in kwargs else " (the default)"
             what = f"preset {preset!r}" if preset else f"think={think!r}{default}"
-            yield (f"rewards.functions[{i}]", f"(format, {what}) requires a <think> block, but data.reasoning is false "
+            yield (where, f"(format, {what}) requires a <think> block, but data.reasoning is false "
                    "(the prompts ask for the answer only); set its kwargs.think to forbidden or optional, "
                    "or data.reasoning: true")
-        if r.data.reasoning and not preset and think == "forbidden":
-            yield (f"rewards.functions[{i}]", "(format, think='forbidden') refuses the <think> block the prompts ask "
+        if reasoning and not preset and think == "forbidden":
+            yield (where, "(format, think='forbidden') refuses the <think> block the prompts ask "
                    "for (data.reasoning is true); set data.reasoning: false or kwargs.think: required")
 
 
