@@ -211,7 +211,7 @@ def test_without_a_metric_samples_cannot_be_ranked(setup, tmp_path, scripted):
 LENGTH = "def length(completions, **kw):\n    return [min(len(c), 40) / 40 for c in completions]\n"
 
 
-def test_mdpo_pairs_command_samples_scores_and_writes_pairs(setup, tmp_path):
+def test_mdpo_pairs_command_samples_scores_and_writes_pairs(setup, tmp_path, capsys):
     from rlvid.cli import main
 
     (tmp_path / "length.py").write_text(LENGTH)
@@ -236,6 +236,8 @@ def test_mdpo_pairs_command_samples_scores_and_writes_pairs(setup, tmp_path):
     final = run_train(str(path), [f"mdpo.pairs={out}", "mdpo.pairs_per_step=2", "trainer.max_steps=1",
                                         "trainer.micro_batch_size_per_device=4"])
     assert (final / "complete").is_file() and not (tmp_path / "run" / "pairs").exists()
+    printed = capsys.readouterr().out  # the end-of-run summary, as GRPO and SFT runs print it
+    assert "mdpo: 1 steps in" in printed and f"final model: {final}" in printed and "resume:" in printed
     assert not (tmp_path / "run" / "reference_logps.jsonl").exists()
     (tmp_path / "pairs" / "complete").unlink()
     with pytest.raises(FileNotFoundError, match="not a complete pair folder"):

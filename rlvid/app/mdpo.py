@@ -19,10 +19,12 @@ from pathlib import Path
 
 from rlvid.app.compose import mdpo_trainer, sft_warm_start
 from rlvid.redact import install_log_filter
+from rlvid.trainers import console
 from rlvid.trainers.checkpoint import COMPLETE
 from rlvid.trainers.loop import make_accelerator
 from rlvid.trainers.mdpo.build import build_pairs, release_memory
 from rlvid.trainers.mdpo.pairs import is_complete, read_pairs
+from rlvid.trainers.summary import format_summary
 
 logger = logging.getLogger("rlvid.mdpo")
 
@@ -32,11 +34,15 @@ def round_dir(recipe, k: int) -> Path:
     return out if recipe.mdpo.rounds == 1 else out / f"round_{k}"
 
 
-def run_mdpo(recipe, recipe_dir: str | Path | None = None) -> Path:
-    """Run every round; returns the final model folder of the last one."""
-    model_path = recipe.model.path
-    if recipe.sft.steps > 0:
-        model_path = str(sft_warm_start(recipe, Path(recipe_dir or ".")))
+def run_mdpo(recipe, recipe_dir: str | Path | None = None, model_path: str | None = None) -> Path:
+    """Run every round (each ends with its summary); returns the final model folder of the last one.
+
+    `model_path`: the starting model when the caller already ran the SFT warm start; otherwise the recipe's model,
+    after its warm start when `sft.steps > 0`."""
+    if model_path is None:
+        model_path = recipe.model.path
+        if recipe.sft.steps > 0:
+            model_path = str(sft_warm_start(recipe, Path(recipe_dir or ".")))
     accelerator = make_accelerator(recipe)  # for pair building only (it prepares nothing); each trainer has its own
     for k in range(recipe.mdpo.rounds):
         folder = round_dir(recipe, k)
@@ -54,6 +60,8 @@ def run_mdpo(recipe, recipe_dir: str | Path | None = None) -> Path:
             pairs_dir = build_pairs(recipe, model_path, folder / "pairs", accelerator, recipe_dir)
         trainer = mdpo_trainer(recipe, read_pairs(pairs_dir), recipe_dir, model_path=model_path, output_dir=folder)
         model_path = str(trainer.fit())
+        if trainer.accelerator.is_main_process:
+            console.write(format_summary(folder, trainer.stage, trainer.step, trainer.run_seconds, model_path))
         trainer.accelerator.free_memory()  # the next round's sampler and trainer load fresh copies
         del trainer
         release_memory()

@@ -53,6 +53,21 @@ def _finish(trainer, command: str, recipe_path: str, overrides: list[str] | None
     return final
 
 
+def _sft_stage(recipe, recipe_dir: Path) -> str:
+    """The SFT warm start (reused when finished), with its summary on the main process; returns the model path."""
+    sft_dir = Path(recipe.trainer.output_dir) / "sft"
+    reused = (sft_dir / "final" / COMPLETE).is_file()
+    started = time.perf_counter()
+    model_path = str(sft_warm_start(recipe, recipe_dir))
+    if os.environ.get("RANK", "0") != "0":  # the summary once, on the main process
+        pass
+    elif reused:
+        console.write(f"sft: reusing the finished SFT stage {model_path}")
+    else:
+        console.write(format_summary(sft_dir, "sft", recipe.sft.steps, time.perf_counter() - started, model_path))
+    return model_path
+
+
 def run_sft(recipe_path: str, overrides: list[str] | None = None) -> Path:
     """SFT alone; the final model goes to output_dir/final."""
     recipe, recipe_dir = _load(recipe_path, overrides)
@@ -73,21 +88,15 @@ def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
     if algorithm == "sft":
         trainer = sft_trainer(recipe, recipe_dir)
         return _finish(trainer, "train", recipe_path, overrides, trainer.fit())
+    model_path = _sft_stage(recipe, recipe_dir) if recipe.sft.steps > 0 else None
     if algorithm == "mdpo":
-        from rlvid.app.mdpo import run_mdpo
+        from rlvid.app.mdpo import round_dir, run_mdpo
 
-        return run_mdpo(recipe, recipe_dir)
-    model_path = None
-    if recipe.sft.steps > 0:
-        sft_dir = Path(recipe.trainer.output_dir) / "sft"
-        reused = (sft_dir / "final" / COMPLETE).is_file()
-        started = time.perf_counter()
-        model_path = str(sft_warm_start(recipe, recipe_dir))
-        if os.environ.get("RANK", "0") != "0":  # the summary once, on the main process
-            pass
-        elif reused:
-            console.write(f"sft: reusing the finished SFT stage {model_path}")
-        else:
-            console.write(format_summary(sft_dir, "sft", recipe.sft.steps, time.perf_counter() - started, model_path))
+        final = run_mdpo(recipe, recipe_dir, model_path=model_path)
+        if os.environ.get("RANK", "0") == "0":
+            split = "test" if recipe.data.test else "val"
+            last = round_dir(recipe, recipe.mdpo.rounds - 1)
+            console.write(next_commands("train", recipe_path, overrides, last, split))
+        return final
     trainer = grpo_trainer(recipe, recipe_dir, model_path=model_path)
     return _finish(trainer, "train", recipe_path, overrides, trainer.fit())
