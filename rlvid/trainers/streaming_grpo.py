@@ -136,10 +136,13 @@ class StreamingGRPOTrainer:
     def chunks_of(self, clip) -> list:
         return stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
 
-    def train_step(self, step: int) -> dict[str, float]:
+    def train_step(self, step: int, clips: Sequence | None = None) -> dict[str, float]:
+        """One GRPO step on `clips` (default: the next `streams_per_step` of `self.clips`, cycling; the shared loop
+        hands its own batch, trainers/streaming_loop.py)."""
         c = self.config
-        start = (step * c.streams_per_step) % len(self.clips)
-        clips = [self.clips[(start + i) % len(self.clips)] for i in range(c.streams_per_step)]
+        if clips is None:
+            start = (step * c.streams_per_step) % len(self.clips)
+            clips = [self.clips[(start + i) % len(self.clips)] for i in range(c.streams_per_step)]
         trajs = self.rollouts(clips, c.num_generations, StreamSampling(c.temperature, c.max_response_tokens))
         samples = [clip.sample for clip in clips for _ in range(c.num_generations)]
         rewards = score(self.reward_set, samples, [t.transcript for t in trajs])
