@@ -9,9 +9,10 @@ its silence decisions and its responses, never the frames, time labels or questi
 (`StreamTrajectory.policy_mask`). Each batch of rollouts is used for one update, so the old
 log-probs are the current ones (ratio 1; the clip matters only with more updates per batch).
 
-This trainer drives the tiny streaming model (`rlvid.models.stream_lm`); it does not go through
-`trainers/loop.py` (no accelerate, checkpoints or run folder): the evidence run is on one CPU
-process. `streaming_sft_step` is the warm start: teacher-forced cross-entropy on the same tokens.
+This trainer drives the tiny streaming model (`rlvid.models.stream_lm`). `rlvid train` runs its step
+inside `trainers/loop.py` (trainers/streaming_loop.py hands it the loop's batch and update); the
+evidence script calls it directly. `streaming_sft_step` is the warm start: teacher-forced
+cross-entropy on the same tokens.
 """
 
 from __future__ import annotations
