@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from rlvid.app.eval import run_eval
-from rlvid.app.train import run_train
+from rlvid.app.train import run_sft, run_train
 from rlvid.config import RecipeError, load_recipe
 from rlvid.models.stream_lm import load_stream_lm
 from rlvid.trainers.run_folder import RunFolderError
@@ -64,3 +64,11 @@ def test_rlvid_train_then_eval_on_the_streaming_recipe(tmp_path):
         run_train(str(RECIPE), [*TINY, f"trainer.output_dir={out}"])
     with pytest.raises(FileNotFoundError, match="stream_lm.json not found"):
         run_eval(str(RECIPE), str(tmp_path), TINY)
+
+
+def test_rlvid_sft_on_a_streaming_recipe_runs_the_warm_start_alone(tmp_path):
+    out = tmp_path / "sft_only"
+    final = run_sft(str(RECIPE), [*TINY, "hooks=[]", f"trainer.output_dir={out}"])
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert final == out / "final" and [r["stage"] for r in rows if "loss" in r] == ["sft", "sft"]
+    assert load_stream_lm(final).vocab.encode("red circle")

@@ -55,6 +55,11 @@ def _finish(trainer, command: str, recipe_path: str, overrides: list[str] | None
 def run_sft(recipe_path: str, overrides: list[str] | None = None) -> Path:
     """SFT alone; the final model goes to output_dir/final."""
     recipe, recipe_dir = _load(recipe_path, overrides)
+    if recipe.streaming.enabled:  # the streaming warm start alone (docs/streaming.md)
+        from rlvid.app.stream_compose import streaming_sft_trainer
+
+        trainer = streaming_sft_trainer(recipe, recipe_dir)
+        return _finish(trainer, "sft", recipe_path, overrides, trainer.fit())
     trainer = sft_trainer(recipe, recipe_dir)
     return _finish(trainer, "sft", recipe_path, overrides, trainer.fit())
 
