@@ -6,11 +6,12 @@ and its protections, accelerate's state, checkpoints every `trainer.save_steps` 
 model. The step itself is `StreamingGRPOTrainer.train_step` (GRPO) or `streaming_sft_step` (the
 warm start), unchanged: each is handed `LoopUpdate` as its optimizer, so its update is the loop's
 (gradient clipping, the non-finite check of `trainer.on_nan`, the prepared optimizer, the LR
-scheduler). A step's sampling generator is seeded from (trainer.seed, step), so a resumed run
-draws the same rollouts as an uninterrupted one.
+scheduler). A step's sampling generator is seeded from (trainer.seed, step, process), so a
+resumed run draws the same rollouts as an uninterrupted one.
 
-One process: the streaming step runs its forwards on the unwrapped model, so DDP would not
-synchronise its gradients; several processes are refused.
+Several processes: each runs the step on its share of the streams. The step's forwards run on
+the unwrapped model (DDP's reducer is never armed), so `LoopUpdate` averages the gradients over
+processes itself, in one collective, before clipping: every process then takes the same update.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from rlvid.trainers.streaming_grpo import StreamingGRPOConfig, StreamingGRPOTrai
 from rlvid.trainers.streaming_sft import sft_targets
 
 
-def step_seed(seed: int, step: int) -> int:
-    """The seed of step `step`'s sampling: a function of the run seed and the step, so resuming changes nothing."""
-    return seed * 100_003 + step
+def step_seed(seed: int, step: int, process: int = 0) -> int:
+    """The seed of step `step`'s sampling on `process`: a function of the run seed, the step and the process, so
+    resuming changes nothing and processes draw independently."""
+    return seed * 100_003 + step + 1_000_003 * process
 
 
 class LoopUpdate:
@@ -48,6 +50,8 @@ class LoopUpdate:
     def step(self) -> None:
         t = self.trainer
         params = [p for p in t.model.parameters() if p.requires_grad]
+        if t.accelerator.num_processes > 1:
+            average_gradients(t.accelerator, params)
         if not all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None):
             path = t.save_bad_samples(t.step, [c.sample for c in self.samples], "non-finite gradient")
             if t.recipe.trainer.on_nan == "raise":
@@ -63,14 +67,22 @@ class LoopUpdate:
         t.scheduler.step()
 
 
+def average_gradients(accelerator, params: list[torch.nn.Parameter]) -> None:
+    """Each parameter's gradient replaced by its mean over processes (a missing gradient counts as zeros)."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
+    start = 0
+    for p in params:
+        p.grad = flat[start:start + p.numel()].view_as(p).clone()
+        start += p.numel()
+
+
 class StreamingRun(Trainer):
-    """What a streaming trainer changes in the loop: one process, and model folders of the streaming LM."""
+    """What a streaming trainer changes in the loop: its update (`LoopUpdate`) and model folders of the streaming
+    LM (stream_lm.json in checkpoints, stream_lm.pt in final/)."""
 
     def __init__(self, recipe, policy, train_samples: Sequence, **kwargs):
         super().__init__(recipe, policy, train_samples, **kwargs)
-        if self.accelerator.num_processes > 1:
-            raise ValueError(f"{self.stage}: streaming runs use one process (the streaming step's forwards are not "
-                             f"DDP-wrapped); launched with {self.accelerator.num_processes}")
         self.update = LoopUpdate(self)
 
     def write_hf_files(self, folder: Path) -> None:
@@ -102,7 +114,7 @@ class StreamingGRPOLoopTrainer(StreamingRun):
         return self.recipe.trainer.global_prompts_per_step
 
     def train_step(self, samples: list, step: int) -> dict[str, float]:
-        self.streaming.generator.manual_seed(step_seed(self.recipe.trainer.seed, step))
+        self.streaming.generator.manual_seed(step_seed(self.recipe.trainer.seed, step, self.accelerator.process_index))
         self.update.samples = samples
         metrics = self.streaming.train_step(step, samples)
         return dict(metrics, **self.update.metrics)
@@ -126,7 +138,7 @@ class StreamingSFTLoopTrainer(StreamingRun):
         return OptimConfig(s.lr, s.lr_scheduler, s.warmup_ratio, t.weight_decay, t.max_grad_norm)
 
     def train_step(self, samples: list, step: int) -> dict[str, float]:
-        rng = random.Random(step_seed(self.recipe.trainer.seed, step))
+        rng = random.Random(step_seed(self.recipe.trainer.seed, step, self.accelerator.process_index))
         model = self.policy.model
         trajs = sft_targets(model.vocab, samples, self.policy.chunk_seconds, self.recipe.streaming.sft_times, rng)
         self.update.samples = samples
