@@ -1,4 +1,5 @@
-"""A streaming GRPO run killed mid-way and resumed (`trainer.resume=auto`) ends where an uninterrupted one does."""
+"""Streaming runs in the loop: killed and resumed (`trainer.resume=auto`) they end where an uninterrupted run does;
+the update's non-finite check; hooks that cannot run on a streaming policy are refused."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rlvid.app.stream_compose import streaming_grpo_trainer, streaming_sft_train
 from rlvid.config import load_recipe
 from rlvid.models.stream_lm import load_stream_lm
 from rlvid.trainers.checkpoint import latest_checkpoint
+from rlvid.trainers.loop import NonFiniteError
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "grpo_streaming.yaml"
 CRASH_HOOK = '''
@@ -66,3 +68,26 @@ def test_killed_streaming_run_resumes_to_the_same_parameters(tmp_path, build):
     assert sorted(twice) == [1, 2, 3, 4]  # every step logged exactly once
     for step in (3, 4):  # the resumed steps drew the same rollouts / targets
         assert twice[step]["loss"] == pytest.approx(once[step]["loss"], rel=1e-5, abs=1e-7)
+
+
+def test_a_non_finite_gradient_stops_or_skips_the_streaming_update(tmp_path):
+    recipe = load_recipe(_recipe(tmp_path / "r.yaml", tmp_path / "run"))
+    trainer = streaming_sft_trainer(recipe, tmp_path)
+    param = next(p for p in trainer.model.parameters() if p.requires_grad)
+    before = param.detach().clone()
+    trainer.update.samples = trainer.train_samples[:2]
+    param.grad = torch.full_like(param, float("nan"))
+    with pytest.raises(NonFiniteError, match="sft step 1: non-finite gradient; samples saved to"):
+        trainer.update.step()
+    assert (tmp_path / "run" / "bad_steps" / "step-000001-rank0.jsonl").is_file()
+
+    recipe.trainer.on_nan = "skip"
+    param.grad = torch.full_like(param, float("nan"))
+    trainer.update.step()
+    assert trainer.update.metrics == {"skipped_nonfinite": 1.0} and torch.equal(param.detach(), before)
+
+
+def test_a_vl_hook_on_a_streaming_run_is_refused_by_name(tmp_path):
+    recipe = load_recipe(_recipe(tmp_path / "r.yaml", tmp_path / "run", hooks=[{"name": "eval_all"}]))
+    with pytest.raises(ValueError, match=r"hooks\[0\] \(eval_all\) decodes with the VL policy"):
+        streaming_grpo_trainer(recipe, tmp_path)

@@ -33,6 +33,7 @@ from rlvid.trainers.streaming_grpo import StreamingGRPOConfig
 from rlvid.trainers.streaming_loop import StreamingGRPOLoopTrainer, StreamingSFTLoopTrainer, step_seed
 
 SPLITS = ("train", "val")
+VL_HOOKS = ("eval_grounding", "eval_mcq", "eval_grounded_qa", "eval_dense_caption", "eval_all", "save_samples")
 
 
 def stream_clips(recipe, split: str) -> list[StreamClip]:
@@ -99,6 +100,10 @@ def stream_components(recipe, recipe_dir: str | Path | None = None, model_path: 
     specs = recipe.rewards.functions
     reward_set = (compose_rewards(specs, on_error=recipe.rewards.on_error, base_dir=recipe_dir,
                                   timeout_s=recipe.rewards.timeout_s) if specs else None)
+    for i, hook in enumerate(recipe.hooks):
+        if hook.name in VL_HOOKS:
+            raise ValueError(f"hooks[{i}] ({hook.name}) decodes with the VL policy; a streaming run evaluates with "
+                             "eval_streaming (or a hook of your own)")
     hooks = HookRunner(recipe.hooks, recipe, recipe_dir)
     policy = stream_policy(recipe, stream_model(recipe, model_path).to(accelerator.device))
     return StreamComponents(accelerator, policy, stream_clips(recipe, "train"), stream_clips(recipe, "val"),
