@@ -10,6 +10,7 @@ import yaml
 from rlvid.app.eval import run_eval
 from rlvid.app.train import run_sft, run_train
 from rlvid.config import RecipeError, load_recipe
+from rlvid.data.loaders import DataError
 from rlvid.models.stream_lm import load_stream_lm
 from rlvid.trainers.run_folder import RunFolderError
 
@@ -72,3 +73,31 @@ def test_rlvid_sft_on_a_streaming_recipe_runs_the_warm_start_alone(tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert final == out / "final" and [r["stage"] for r in rows if "loss" in r] == ["sft", "sft"]
     assert load_stream_lm(final).vocab.encode("red circle")
+
+
+def test_a_streaming_run_reads_data_files_with_stream_events(tmp_path):
+    from rlvid.app.stream_compose import stream_clips
+    from rlvid.data.synthetic_streaming import make_stream_clips, write_streaming_data
+
+    data = tmp_path / "data"
+    drawn = make_stream_clips(4, ("alert", "magqa"), seed=3, num_chunks=4)
+    write_streaming_data(data, drawn, "train")
+    write_streaming_data(data, drawn[:2], "val")
+    files = [f"data.train={data / 'train.jsonl'}", f"data.val={data / 'val.jsonl'}", "data.video.fps=2.0"]
+    recipe = load_recipe(RECIPE, [*TINY, *files])
+    clips = stream_clips(recipe, "train")
+    assert [c.sample.id for c in clips] == [c.sample.id for c in drawn]
+    assert [tuple(c.frames.shape[:1]) for c in clips] == [(8,)] * 4  # 4 chunks of 1 s at 2 fps, as drawn
+    assert clips[1].sample.stream_events == drawn[1].sample.stream_events
+
+    out = tmp_path / "run"
+    final = run_train(str(RECIPE), [*TINY, *files, "sft.steps=0", f"trainer.output_dir={out}"])
+    assert load_stream_lm(final).vocab.encode("what colour is the circle")  # the vocabulary is the files' words
+    assert run_eval(str(RECIPE), None, [*TINY, *files, f"trainer.output_dir={out}"]) == 0
+    assert json.loads((final / "eval_val" / "metrics.json").read_text())["stream/count"] == 2
+
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"id": "p", "video": str(data / drawn[0].sample.video), "duration": 4.0,
+                                 "task": "open_qa", "question": "What?", "answer": "x"}) + "\n")
+    with pytest.raises(DataError, match=r"plain.jsonl:1: sample 'p' has no stream_events"):
+        stream_clips(load_recipe(RECIPE, [*TINY, f"data.train={plain}"]), "train")

@@ -1,7 +1,8 @@
 """The composition root of streaming runs (`streaming.enabled`): a recipe becomes streaming trainers.
 
 As `rlvid/app/compose.py` does for the VL policy, this is the one place that reads a streaming
-recipe to build a run's parts: the synthetic streams of each split (`streaming.synthetic`), the
+recipe to build a run's parts: the streams of each split (`data.train` / `data.val` when set:
+samples with `stream_events` and their videos at `data.video.fps`; else `streaming.synthetic`), the
 tiny streaming LM (fresh, or loaded from `model.path` / the warm start's final/), the
 `StreamPolicy`, rewards and hooks, and the loop trainers (trainers/streaming_loop.py,
 trainers/mdpo/stream_trainer.py). Recipe keys map onto the shared ones: `rollout.num_generations`
@@ -12,6 +13,7 @@ and `sft.*` for the warm start.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rewards import RewardSet, compose_rewards
+from rlvid.data.recipe_data import load_split
+from rlvid.data.stream_clips import clips_from_samples
 from rlvid.data.synthetic_streaming import StreamClip, make_stream_clips
 from rlvid.models.stream_lm import StreamVocab, TinyStreamLM, load_stream_lm
 from rlvid.rollout.stream_policy import StreamPolicy
@@ -36,8 +40,11 @@ SPLITS = ("train", "val")
 VL_HOOKS = ("eval_grounding", "eval_mcq", "eval_grounded_qa", "eval_dense_caption", "eval_all", "save_samples")
 
 
-def stream_clips(recipe, split: str) -> list[StreamClip]:
-    """The synthetic streams of `split`: train (streaming.synthetic.seed) or val (seed + 1000)."""
+def stream_clips(recipe, split: str, base_dir: str | Path | None = None) -> list[StreamClip]:
+    """The streams of `split`: the samples of `data.<split>` when it is set (decoded at `data.video.fps`), else
+    the synthetic ones: train (streaming.synthetic.seed) or val (seed + 1000)."""
+    if split in ("train", "val", "test") and getattr(recipe.data, split):
+        return clips_from_samples(load_split(recipe, split, base_dir), recipe.data.video.fps)
     if split not in SPLITS:
         raise ValueError(f"streaming runs have the splits {list(SPLITS)} (streaming.synthetic), not {split!r}")
     syn = recipe.streaming.synthetic
@@ -52,14 +59,16 @@ def words_of(clips: list[StreamClip]) -> list[str]:
     return sorted(set(text.lower().replace(".", " ").replace("?", " ").replace(",", " ").split()))
 
 
-def stream_model(recipe, model_path: str | Path | None = None) -> TinyStreamLM:
-    """The streaming LM at `model_path` (or `model.path`), else a fresh one over the streams' words."""
+def stream_model(recipe, model_path: str | Path | None = None, clips: list[StreamClip] | None = None) -> TinyStreamLM:
+    """The streaming LM at `model_path` (or `model.path`), else a fresh one over the words and lengths of `clips`
+    (default: both splits' streams)."""
     path = model_path or recipe.model.path
     if path:
         return load_stream_lm(path)
-    vocab = StreamVocab(words_of(stream_clips(recipe, "train") + stream_clips(recipe, "val")),
-                        max_chunks=recipe.streaming.synthetic.chunks,
-                        chunk_seconds=recipe.data.video.stream_chunk_seconds)
+    clips = clips if clips is not None else stream_clips(recipe, "train") + stream_clips(recipe, "val")
+    seconds = recipe.data.video.stream_chunk_seconds
+    vocab = StreamVocab(words_of(clips), max_chunks=max(math.ceil(c.sample.duration / seconds - 1e-6) for c in clips),
+                        chunk_seconds=seconds)
     return TinyStreamLM(vocab, seed=recipe.trainer.seed)
 
 
@@ -105,9 +114,9 @@ def stream_components(recipe, recipe_dir: str | Path | None = None, model_path: 
             raise ValueError(f"hooks[{i}] ({hook.name}) decodes with the VL policy; a streaming run evaluates with "
                              "eval_streaming (or a hook of your own)")
     hooks = HookRunner(recipe.hooks, recipe, recipe_dir)
-    policy = stream_policy(recipe, stream_model(recipe, model_path).to(accelerator.device))
-    return StreamComponents(accelerator, policy, stream_clips(recipe, "train"), stream_clips(recipe, "val"),
-                            reward_set, hooks)
+    train, val = stream_clips(recipe, "train"), stream_clips(recipe, "val")
+    policy = stream_policy(recipe, stream_model(recipe, model_path, train + val).to(accelerator.device))
+    return StreamComponents(accelerator, policy, train, val, reward_set, hooks)
 
 
 def streaming_grpo_trainer(recipe, recipe_dir: str | Path | None = None, model_path: str | Path | None = None,
