@@ -46,3 +46,19 @@ def test_activitynet_captions_with_stream_events_adds_a_narration_sample(tmp_pat
     transcript = "<t=9.0s> A woman chops onions.\n<t=21.0s> The onions go into the pot. She stirs the pot."
     metrics = evaluate_completions([transcript], [again[1]])
     assert metrics["stream/timing_recall"] == 2 / 3 and metrics["stream/timing_precision"] == 1.0
+
+
+def test_import_dataset_script_writes_the_narration_samples(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from import_dataset import main
+
+    path = tmp_path / "val_1.json"
+    path.write_text(json.dumps(CAPTIONS))
+    out = tmp_path / "out" / "stream.jsonl"
+    assert main(["activitynet_captions", "--annotations", str(path), "--video-dir", str(tmp_path / "videos"),
+                 "--with-stream-events", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["v_cook", "v_cook_stream"] and rows[1]["stream_events"][0]["due"] == 8.0
