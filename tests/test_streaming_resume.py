@@ -91,3 +91,16 @@ def test_a_vl_hook_on_a_streaming_run_is_refused_by_name(tmp_path):
     recipe = load_recipe(_recipe(tmp_path / "r.yaml", tmp_path / "run", hooks=[{"name": "eval_all"}]))
     with pytest.raises(ValueError, match=r"hooks\[0\] \(eval_all\) decodes with the VL policy"):
         streaming_grpo_trainer(recipe, tmp_path)
+
+
+def test_the_control_negates_the_steps_rewards_and_loss_but_not_the_hooks(tmp_path):
+    steps = {}
+    for sign in (1, -1):
+        recipe = load_recipe(_recipe(tmp_path / f"r{sign}.yaml", tmp_path / f"run{sign}",
+                                     trainer={"advantage_sign": sign}))
+        trainer = streaming_grpo_trainer(recipe, tmp_path)
+        steps[sign] = (trainer.train_step(trainer.local_batch(0), 0), trainer)
+    (plus, a), (minus, b) = steps[1], steps[-1]
+    assert plus["reward"] != 0 and minus["reward"] == pytest.approx(-plus["reward"])  # the same rollouts, negated
+    assert abs(plus["loss"]) > 1e-4 and minus["loss"] == pytest.approx(-plus["loss"], abs=1e-6)  # ratio 1: -advantages
+    assert [r.weight for r in b.reward_set.rewards] == [r.weight for r in a.reward_set.rewards]  # hooks report truly

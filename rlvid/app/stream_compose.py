@@ -13,6 +13,7 @@ and `sft.*` for the warm start.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,11 +123,20 @@ def stream_components(recipe, recipe_dir: str | Path | None = None, model_path: 
 def streaming_grpo_trainer(recipe, recipe_dir: str | Path | None = None, model_path: str | Path | None = None,
                            output_dir: str | Path | None = None,
                            accelerator: Accelerator | None = None) -> StreamingGRPOLoopTrainer:
+    """Streaming GRPO. `trainer.advantage_sign: -1` (the control) trains on every reward weight negated, which
+    negates every advantage of the step (they are linear in the weighted rewards, and the group std is sign-free);
+    the logged training rewards are then the negated ones, the hooks' the recipe's."""
     c = stream_components(recipe, recipe_dir, model_path, accelerator)
     if c.reward_set is None:
         raise ValueError("streaming GRPO needs rewards: the recipe's rewards.functions is empty "
                          "(e.g. [{name: stream_timing}])")
+    step_rewards = None
+    if recipe.trainer.advantage_sign == -1:
+        negated = [dataclasses.replace(s, weight=-s.weight) for s in recipe.rewards.functions]
+        step_rewards = compose_rewards(negated, on_error=recipe.rewards.on_error, base_dir=recipe_dir,
+                                       timeout_s=recipe.rewards.timeout_s)
     return StreamingGRPOLoopTrainer(recipe, c.policy, c.train, config=grpo_config(recipe), reward_set=c.reward_set,
+                                    step_rewards=step_rewards,
                                     **c.trainer_kwargs(output_dir or recipe.trainer.output_dir))
 
 

@@ -104,9 +104,11 @@ class StreamingGRPOLoopTrainer(StreamingRun):
     stage = "grpo"
 
     def __init__(self, recipe, policy, train_samples: Sequence, *, config: StreamingGRPOConfig,
-                 reward_set: RewardSet, **kwargs):
+                 reward_set: RewardSet, step_rewards: RewardSet | None = None, **kwargs):
+        """`step_rewards` (default `reward_set`) are what the step trains on; `reward_set` is what hooks report
+        (they differ in the control: every weight negated, `trainer.advantage_sign: -1`)."""
         super().__init__(recipe, policy, train_samples, reward_set=reward_set, **kwargs)
-        self.streaming = StreamingGRPOTrainer(policy.model, self.train_samples, reward_set, config)
+        self.streaming = StreamingGRPOTrainer(policy.model, self.train_samples, step_rewards or reward_set, config)
         self.streaming.optimizer = self.update  # the step's update is the loop's
 
     @property
