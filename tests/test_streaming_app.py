@@ -101,3 +101,11 @@ def test_a_streaming_run_reads_data_files_with_stream_events(tmp_path):
                                  "task": "open_qa", "question": "What?", "answer": "x"}) + "\n")
     with pytest.raises(DataError, match=r"plain.jsonl:1: sample 'p' has no stream_events"):
         stream_clips(load_recipe(RECIPE, [*TINY, f"data.train={plain}"]), "train")
+
+
+@pytest.mark.parametrize("command", [["mdpo-pairs"], ["select", "--out", "sel"]])
+def test_commands_that_sample_with_the_vl_policy_refuse_a_streaming_recipe_by_name(tmp_path, command, capsys):
+    from rlvid.cli import main
+
+    assert main([command[0], str(RECIPE), *command[1:]]) == 2
+    assert "streaming.enabled" in capsys.readouterr().err

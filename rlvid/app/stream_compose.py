@@ -23,6 +23,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rewards import RewardSet, compose_rewards
+from rlvid.config import RecipeError
 from rlvid.data.recipe_data import load_split
 from rlvid.data.stream_clips import clips_from_samples
 from rlvid.data.synthetic_streaming import StreamClip, make_stream_clips
@@ -112,8 +113,8 @@ def stream_components(recipe, recipe_dir: str | Path | None = None, model_path: 
                                   timeout_s=recipe.rewards.timeout_s) if specs else None)
     for i, hook in enumerate(recipe.hooks):
         if hook.name in VL_HOOKS:
-            raise ValueError(f"hooks[{i}] ({hook.name}) decodes with the VL policy; a streaming run evaluates with "
-                             "eval_streaming (or a hook of your own)")
+            raise RecipeError(f"hooks[{i}] ({hook.name}) decodes with the VL policy; a streaming run evaluates with "
+                              "eval_streaming (or a hook of your own)")
     hooks = HookRunner(recipe.hooks, recipe, recipe_dir)
     train, val = stream_clips(recipe, "train"), stream_clips(recipe, "val")
     policy = stream_policy(recipe, stream_model(recipe, model_path, train + val).to(accelerator.device))
@@ -154,8 +155,8 @@ def streaming_mdpo_trainer(recipe, recipe_dir: str | Path | None = None, model_p
     the rewards), then M-DPO on them. Pairs are rebuilt from the same model and seed on resume."""
     m = recipe.mdpo
     if m.rounds != 1 or m.pairs is not None or m.reference != "precomputed" or m.cotasks:
-        raise ValueError("streaming M-DPO builds its pairs in the run: mdpo.rounds 1, mdpo.pairs null, "
-                         "mdpo.reference precomputed and mdpo.cotasks false")
+        raise RecipeError("streaming M-DPO builds its pairs in the run: mdpo.rounds 1, mdpo.pairs null, "
+                          "mdpo.reference precomputed and mdpo.cotasks false")
     c = stream_components(recipe, recipe_dir, model_path, accelerator)
     ranking = (compose_rewards(m.metric, on_error=recipe.rewards.on_error, base_dir=recipe_dir) if m.metric
                else c.reward_set)
