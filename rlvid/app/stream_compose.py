@@ -118,6 +118,8 @@ def stream_components(recipe, recipe_dir: str | Path | None = None, model_path: 
     hooks = HookRunner(recipe.hooks, recipe, recipe_dir)
     train, val = stream_clips(recipe, "train"), stream_clips(recipe, "val")
     policy = stream_policy(recipe, stream_model(recipe, model_path, train + val).to(accelerator.device))
+    if recipe.trainer.max_eval_samples is not None:
+        val = val[: recipe.trainer.max_eval_samples]  # what the hooks decode (the vocabulary saw every stream)
     return StreamComponents(accelerator, policy, train, val, reward_set, hooks)
 
 

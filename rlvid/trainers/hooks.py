@@ -81,6 +81,8 @@ def eval_streaming(policy, step, recipe, samples, reward_set=None, **_) -> dict[
     """Streaming runs (`streaming.enabled`): `stream/<metric>` of greedy streaming rollouts on the val streams."""
     from rlvid.trainers.stream_eval import streaming_eval
 
+    if not hasattr(policy, "transcripts"):
+        raise ValueError("eval_streaming evaluates streaming runs (streaming.enabled); this run's policy is not one")
     return streaming_eval(policy, samples, recipe, reward_set, step)[0]
 
 
