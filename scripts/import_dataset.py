@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video-ext", help="video file extension (default .mp4)")
     parser.add_argument("--with-grounding", action="store_true",
                         help="activitynet_captions: also one temporal_grounding sample per sentence")
+    parser.add_argument("--with-stream-events", action="store_true",
+                        help="activitynet_captions: also one streaming narration sample per video (each caption "
+                             "due at its event's end; docs/streaming.md)")
     parser.add_argument("--references", nargs="+",
                         help="activitynet_captions: more annotation files of the same videos (val_2.json beside "
                              "--annotations val_1.json): kept as reference_events for the official SODA_c")

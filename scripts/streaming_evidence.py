@@ -5,30 +5,34 @@ For each seed:
    that ignores the video (`streaming.sft_times`: random or end), so the timing is not taught;
 2. from that model, streaming GRPO with the recipe's rewards, and the control: the same run with
    every reward weight negated;
-3. greedy streaming rollouts on the held-out streams (data.seed + 1000) before and after, scored
+3. greedy streaming rollouts on the held-out streams (streaming.synthetic.seed + 1000) before and after, scored
    by rlvid/eval/streaming_metrics.py; plus the scores of two fixed policies on the same streams:
    speaking after every chunk (spam) and never speaking (silence).
 
     python scripts/streaming_evidence.py --recipe recipes/grpo_streaming.yaml --seeds 0 1 --out /tmp/stream.json
 
-`--set section.key=value` overrides recipe values (e.g. --set streaming.steps=20 data.chunks=12).
+`--set section.key=value` overrides recipe values (e.g. --set trainer.max_steps=20 streaming.synthetic.chunks=12).
+The runs here call the streaming step directly, in one process (no run folder); `rlvid train` runs the
+same recipe through the shared loop (docs/streaming.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import time
 
 import torch
 
 from rewards import compose_rewards
-from rlvid.app.stream_recipe import load_stream_recipe
-from rlvid.app.streaming import grpo_config, stream_clips, warm_started_model
+from rlvid.app.stream_compose import grpo_config, stream_clips, stream_model
+from rlvid.config import load_recipe, recipe_to_dict
 from rlvid.data.stream_transcript import StreamResponse, format_transcript
 from rlvid.eval.streaming_metrics import streaming_metrics
 from rlvid.trainers.streaming_grpo import StreamingGRPOTrainer
+from rlvid.trainers.streaming_sft import streaming_warm_start
 
 
 def fixed_policies(held_out, chunk_seconds: float) -> dict[str, dict[str, float]]:
@@ -41,21 +45,25 @@ def fixed_policies(held_out, chunk_seconds: float) -> dict[str, dict[str, float]
 
 def run_seed(recipe, seed: int, verbose: bool, runs: tuple[str, ...] = ("grpo", "control")) -> dict:
     recipe = copy.deepcopy(recipe)
-    recipe.streaming.seed = recipe.data.seed = seed
-    train, held_out = stream_clips(recipe)
+    recipe.trainer.seed = recipe.streaming.synthetic.seed = seed
+    train, held_out = stream_clips(recipe, "train"), stream_clips(recipe, "val")
     t0 = time.time()
-    sft = warm_started_model(recipe, train, held_out)
+    sft = stream_model(recipe)
+    streaming_warm_start(sft, train, steps=recipe.sft.steps, batch=recipe.sft.global_samples_per_step,
+                         lr=recipe.sft.lr, chunk_seconds=recipe.data.video.stream_chunk_seconds,
+                         times=recipe.streaming.sft_times, seed=seed)
     config = grpo_config(recipe)
+    rewards = recipe.rewards.functions
     out = {"sft_seconds": round(time.time() - t0, 1), **fixed_policies(held_out, config.stream_chunk_seconds)}
-    out["sft"] = StreamingGRPOTrainer(sft, train, compose_rewards(recipe.rewards), config).evaluate(held_out)
+    out["sft"] = StreamingGRPOTrainer(sft, train, compose_rewards(rewards), config).evaluate(held_out)
     for name, sign in (("grpo", 1.0), ("control", -1.0)):
         if name not in runs:
             continue
-        specs = [dict(s, weight=sign * float(s.get("weight", 1.0))) for s in recipe.rewards]
+        specs = [dataclasses.replace(s, weight=sign * s.weight) for s in rewards]
         trainer = StreamingGRPOTrainer(copy.deepcopy(sft), train, compose_rewards(specs), config)
         t0 = time.time()
         history = []
-        for step in range(recipe.streaming.steps):
+        for step in range(recipe.trainer.max_steps):
             history.append(trainer.train_step(step))
             if verbose:
                 print(seed, name, step, {k: round(v, 3) for k, v in history[-1].items()}, flush=True)
@@ -77,9 +85,9 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    recipe = load_stream_recipe(args.recipe, args.set)
+    recipe = load_recipe(args.recipe, args.set)
     seeds = {s: run_seed(recipe, s, args.verbose, tuple(args.runs)) for s in args.seeds}
-    result = {"recipe": recipe.to_dict(), "seeds": seeds}
+    result = {"recipe": recipe_to_dict(recipe), "seeds": seeds}
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:

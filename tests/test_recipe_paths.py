@@ -134,8 +134,7 @@ def test_an_unknown_recipe_name_lists_the_packaged_ones(elsewhere):
         load_recipe("quikstart")
 
 
-# grpo_streaming.yaml is read by scripts/streaming_evidence.py, not by load_recipe (recipes/README.md)
-@pytest.mark.parametrize("name", sorted(p.name for p in PACKAGED_RECIPES.glob("*.yaml") if p.stem != "grpo_streaming"))
+@pytest.mark.parametrize("name", sorted(p.name for p in PACKAGED_RECIPES.glob("*.yaml")))
 def test_every_packaged_recipe_loads_from_another_folder(elsewhere, name):
     recipe = load_recipe(PACKAGED_RECIPES / name)
     for value in (recipe.model.path, recipe.data.train, recipe.data.val, recipe.data.test):

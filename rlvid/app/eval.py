@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rlvid.app.export import export_checkpoint
-from rlvid.app.stream_recipe import is_streaming_recipe
 from rlvid.config import load_recipe
 from rlvid.config.recipe_paths import check_model_path, find_recipe
 from rlvid.data.recipe_data import load_split, make_input_builder
@@ -38,12 +37,14 @@ from rlvid.trainers.summary import headline_rank
 def run_eval(recipe_path: str, checkpoint: str | Sequence[str] | None = None, overrides: list[str] | None = None,
              split: str = "val", out: str | None = None, batch_size: int = 8, run: str | None = None) -> int:
     """Evaluate each checkpoint (default: the recipe's model) and write metrics.json + predictions.jsonl."""
-    if is_streaming_recipe(recipe_path):  # streaming metrics of the tiny streaming LM (docs/streaming.md)
+    recipe = load_recipe(recipe_path, overrides or [])
+    if recipe.streaming.enabled:  # greedy streaming rollouts of the tiny streaming LM (docs/streaming.md)
         from rlvid.app.streaming import run_stream_eval
 
-        one = checkpoint[0] if isinstance(checkpoint, (list, tuple)) and checkpoint else checkpoint
-        return run_stream_eval(recipe_path, one or None, overrides, out=out)
-    recipe = load_recipe(recipe_path, overrides or [])
+        found = run_stream_eval(recipe, eval_targets(checkpoint, run), split, out)
+        if len(found) > 1:
+            print(compare_table(found))
+        return 0
     recipe_dir = find_recipe(recipe_path).resolve().parent  # a template file named in the recipe is looked up there
     console.configure_console(recipe.trainer.log_level)  # no weight-loading bars between the tables
     targets = eval_targets(checkpoint, run)

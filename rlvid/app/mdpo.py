@@ -76,6 +76,11 @@ def run_mdpo_pairs(recipe_path: str, overrides: list[str] | None = None, n: int 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     install_log_filter()  # secret values never reach a log line
     recipe = load_recipe(recipe_path, overrides or [])
+    if recipe.streaming.enabled:
+        from rlvid.config import RecipeError
+
+        raise RecipeError(f"{recipe_path}: streaming.enabled: a streaming recipe builds its M-DPO pairs inside "
+                          "`rlvid train` (trainer.algorithm: mdpo; docs/streaming.md)")
     recipe_dir = Path(recipe_path).resolve().parent
     out_dir = Path(out) if out else Path(recipe.trainer.output_dir) / "pairs"
     return build_pairs(recipe, model or recipe.model.path, out_dir, make_accelerator(recipe), recipe_dir, n)

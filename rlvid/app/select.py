@@ -65,6 +65,11 @@ def select_from_recipe(recipe_path: str | Path, out: str | Path, overrides: Sequ
     from rlvid.rollout import SamplingParams, make_engine
 
     recipe = load_recipe(recipe_path, list(overrides))
+    if recipe.streaming.enabled:
+        from rlvid.config import RecipeError
+
+        raise RecipeError(f"{recipe_path}: streaming.enabled: `rlvid select` samples with the VL policy; it does not "
+                          "run streaming recipes yet (docs/streaming.md)")
     recipe_dir = find_recipe(recipe_path).resolve().parent
     offline = recipe.selection.offline
     k = k if k is not None else offline.num_rollouts

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from rlvid.app.compose import grpo_trainer, sft_trainer, sft_warm_start
-from rlvid.app.stream_recipe import is_streaming_recipe
 from rlvid.config import load_recipe
 from rlvid.config.recipe_paths import find_recipe
 from rlvid.redact import install_log_filter
@@ -71,19 +70,24 @@ def _sft_stage(recipe, recipe_dir: Path) -> str:
 def run_sft(recipe_path: str, overrides: list[str] | None = None) -> Path:
     """SFT alone; the final model goes to output_dir/final."""
     recipe, recipe_dir = _load(recipe_path, overrides)
+    if recipe.streaming.enabled:  # the streaming warm start alone (docs/streaming.md)
+        from rlvid.app.stream_compose import streaming_sft_trainer
+
+        trainer = streaming_sft_trainer(recipe, recipe_dir)
+        return _finish(trainer, "sft", recipe_path, overrides, trainer.fit())
     trainer = sft_trainer(recipe, recipe_dir)
     return _finish(trainer, "sft", recipe_path, overrides, trainer.fit())
 
 
 def run_train(recipe_path: str, overrides: list[str] | None = None) -> Path:
     """The recipe's algorithm (grpo, with its optional SFT warm start, or sft); returns the final model folder."""
-    if is_streaming_recipe(recipe_path):  # a `streaming:` section: the tiny streaming LM (docs/streaming.md)
-        from rlvid.app.streaming import run_stream_train
-
-        install_log_filter()  # secret values never reach a log line
-        return run_stream_train(recipe_path, overrides)
     recipe, recipe_dir = _load(recipe_path, overrides)
     install_log_filter()  # secret values never reach a log line
+    if recipe.streaming.enabled:  # streaming GRPO / M-DPO on the tiny streaming LM (docs/streaming.md)
+        from rlvid.app.streaming import run_stream_train
+
+        trainer = run_stream_train(recipe, recipe_dir)
+        return _finish(trainer, "train", recipe_path, overrides, trainer.final_dir)
     algorithm = recipe.trainer.algorithm
     if algorithm == "sft":
         trainer = sft_trainer(recipe, recipe_dir)

@@ -231,6 +231,35 @@ class MdpoConfig:
     rounds: int = 1  # sample -> pair -> train rounds (round_k/ folders when > 1)
 
 
+# ---------------------------------------------------------------- streaming
+
+
+@dataclass
+class StreamSyntheticConfig:
+    """The synthetic streams a streaming run trains (train) and evaluates (val) on (rlvid.data.synthetic_streaming)."""
+
+    kinds: list[Literal["alert", "narration", "magqa"]] = field(default_factory=lambda: ["alert"])
+    chunks: int = 8  # stream length in chunks of data.video.stream_chunk_seconds
+    train: int = 64  # training streams
+    val: int = 48  # held-out streams (the val split: hooks and `rlvid eval`)
+    seed: int = 0  # training streams; held-out streams use seed + 1000
+
+
+@dataclass
+class StreamingConfig:
+    """Streaming RL (docs/streaming.md): after each chunk of `data.video.stream_chunk_seconds` the policy stays
+    silent or speaks. With `enabled`, `trainer.algorithm` grpo / mdpo runs on streaming rollouts of the tiny
+    streaming LM (rlvid.models.stream_lm) over `synthetic` streams; `sft.steps` is its warm start."""
+
+    enabled: bool = False
+    max_response_tokens: int = 3  # words per response (then `<end>` is forced)
+    credit: Literal["decision", "trajectory"] = "decision"  # per-decision reward-to-go, or one advantage per stream
+    word_rewards: list[str] = field(default_factory=lambda: ["stream_content"])  # labels that value a response's words
+    sft_times: Literal["random", "end"] = "random"  # when the warm start's targets speak (never the due time)
+    tolerance: float = 1.0  # evaluation: seconds after an event's due time a response still counts as on time
+    synthetic: StreamSyntheticConfig = field(default_factory=StreamSyntheticConfig)
+
+
 # ---------------------------------------------------------------- rewards, selection, hooks, logging
 
 
@@ -305,3 +334,4 @@ class Recipe:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     hooks: list[HookSpec] = field(default_factory=list)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)

@@ -76,6 +76,12 @@ def _problems(r: Recipe):
         ("mdpo.pairs_per_prompt", m.pairs_per_prompt >= 0, "must be >= 0 (0 = all)"),
         ("mdpo.margin_scale", m.margin_scale >= 0, "must be >= 0"),
         ("selection.max_tries", r.selection.max_tries >= 1, "must be >= 1"),
+        ("streaming.max_response_tokens", r.streaming.max_response_tokens >= 1, "must be >= 1"),
+        ("streaming.tolerance", r.streaming.tolerance >= 0, "must be >= 0"),
+        ("streaming.synthetic.kinds", bool(r.streaming.synthetic.kinds), "must name at least one kind"),
+        ("streaming.synthetic.chunks", r.streaming.synthetic.chunks >= 3, "must be >= 3"),
+        ("trainer.algorithm", not r.streaming.enabled or t.algorithm in ("grpo", "mdpo"),
+         "must be grpo or mdpo with streaming.enabled (the warm start is sft.steps)"),
     ]
     for key, ok, message in checks:
         if not ok:

@@ -183,6 +183,7 @@ def evaluate_completions(
     samples: Sequence[Sample | Mapping[str, Any]],
     convention: str = "standard",
     dense: str = "rlvid",
+    stream_tolerance: float = 1.0,
     **dense_kwargs: Any,
 ) -> dict[str, float]:
     """Every applicable metric for a mixed set of samples, keyed `task/metric`, plus `task/count`.
@@ -192,7 +193,7 @@ def evaluate_completions(
     in their functions above (`dense_kwargs` go to `dense_caption_metrics`); `convention` is the
     grounding convention of `grounding_metrics`, `dense` that of `dense_caption_metrics` (rlvid | official).
     Streaming samples (with `stream_events`; their completions are transcripts) are reported apart, as
-    `stream/<metric>` of `streaming_metrics`, and not under their task."""
+    `stream/<metric>` of `streaming_metrics` (on time: within `stream_tolerance` seconds), not under their task."""
     _check_lengths(completions, samples)
     by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for c, s in zip(completions, samples, strict=True):
@@ -201,7 +202,7 @@ def evaluate_completions(
     out: dict[str, float] = {}
     streams = by_task.pop("stream", [])
     if streams:
-        found = streaming_metrics([c for c, _ in streams], [r for _, r in streams])
+        found = streaming_metrics([c for c, _ in streams], [r for _, r in streams], tolerance=stream_tolerance)
         out.update({f"stream/{k}": v for k, v in found.items()})
         out["stream/count"] = float(len(streams))
     for task, items in sorted(by_task.items()):

@@ -105,24 +105,40 @@ class TinyStreamLM(nn.Module):
 def save_stream_lm(model: TinyStreamLM, folder: str | Path, size: StreamLMSize = StreamLMSize()) -> Path:
     """The model's weights, vocabulary and size under `folder` (stream_lm.pt, stream_lm.json)."""
     folder = Path(folder)
+    write_stream_lm_meta(model, folder, size)
+    torch.save(model.state_dict(), folder / "stream_lm.pt")
+    return folder
+
+
+def write_stream_lm_meta(model: TinyStreamLM, folder: str | Path, size: StreamLMSize = StreamLMSize()) -> Path:
+    """stream_lm.json (vocabulary and size) alone: what makes a checkpoint's `model.safetensors` loadable."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     words = [t for t in model.vocab.tokens if t not in SPECIALS and not t.startswith("<t=")]
     times = sum(t.startswith("<t=") for t in model.vocab.tokens)
     meta = {"words": words, "max_chunks": times - 1, "chunk_seconds": model.vocab.chunk_seconds,
             "size": asdict(size)}
-    torch.save(model.state_dict(), folder / "stream_lm.pt")
     (folder / "stream_lm.json").write_text(json.dumps(meta, indent=1) + "\n")
     return folder
 
 
 def load_stream_lm(folder: str | Path) -> TinyStreamLM:
-    """A model written by `save_stream_lm`; names the missing file when `folder` holds none."""
+    """A model written by `save_stream_lm`, or a training checkpoint (`model.safetensors` + stream_lm.json);
+    names the missing file when `folder` holds none."""
     folder = Path(folder)
-    for name in ("stream_lm.json", "stream_lm.pt"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name} not found: not a streaming model folder (save_stream_lm)")
+    weights = folder / "stream_lm.pt"
+    if not weights.is_file() and (folder / "model.safetensors").is_file():
+        weights = folder / "model.safetensors"
+    for path in (folder / "stream_lm.json", weights):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: not a streaming model folder (save_stream_lm)")
     meta = json.loads((folder / "stream_lm.json").read_text())
     vocab = StreamVocab(meta["words"], max_chunks=meta["max_chunks"], chunk_seconds=meta["chunk_seconds"])
     model = TinyStreamLM(vocab, StreamLMSize(**meta["size"]))
-    model.load_state_dict(torch.load(folder / "stream_lm.pt", weights_only=True))
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(weights)))
+    else:
+        model.load_state_dict(torch.load(weights, weights_only=True))
     return model

@@ -76,6 +76,16 @@ HOOKS.register("eval_dense_caption")(_task_hook(("dense_caption",)))
 HOOKS.register("eval_all")(_task_hook(None))
 
 
+@HOOKS.register("eval_streaming")
+def eval_streaming(policy, step, recipe, samples, reward_set=None, **_) -> dict[str, float]:
+    """Streaming runs (`streaming.enabled`): `stream/<metric>` of greedy streaming rollouts on the val streams."""
+    from rlvid.trainers.stream_eval import streaming_eval
+
+    if not hasattr(policy, "transcripts"):
+        raise ValueError("eval_streaming evaluates streaming runs (streaming.enabled); this run's policy is not one")
+    return streaming_eval(policy, samples, recipe, reward_set, step)[0]
+
+
 @HOOKS.register("save_samples")
 def save_samples(policy, step, epoch, recipe, samples, output_dir, num_samples: int = 8, **_) -> dict:
     """Write greedy completions of the first `num_samples` val samples to output_dir/samples/step-N.jsonl."""

@@ -9,9 +9,10 @@ its silence decisions and its responses, never the frames, time labels or questi
 (`StreamTrajectory.policy_mask`). Each batch of rollouts is used for one update, so the old
 log-probs are the current ones (ratio 1; the clip matters only with more updates per batch).
 
-This trainer drives the tiny streaming model (`rlvid.models.stream_lm`); it does not go through
-`trainers/loop.py` (no accelerate, checkpoints or run folder): the evidence run is on one CPU
-process. `streaming_sft_step` is the warm start: teacher-forced cross-entropy on the same tokens.
+This trainer drives the tiny streaming model (`rlvid.models.stream_lm`). `rlvid train` runs its step
+inside `trainers/loop.py` (trainers/streaming_loop.py hands it the loop's batch and update); the
+evidence script calls it directly. `streaming_sft_step` is the warm start: teacher-forced
+cross-entropy on the same tokens.
 """
 
 from __future__ import annotations
@@ -136,10 +137,13 @@ class StreamingGRPOTrainer:
     def chunks_of(self, clip) -> list:
         return stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
 
-    def train_step(self, step: int) -> dict[str, float]:
+    def train_step(self, step: int, clips: Sequence | None = None) -> dict[str, float]:
+        """One GRPO step on `clips` (default: the next `streams_per_step` of `self.clips`, cycling; the shared loop
+        hands its own batch, trainers/streaming_loop.py)."""
         c = self.config
-        start = (step * c.streams_per_step) % len(self.clips)
-        clips = [self.clips[(start + i) % len(self.clips)] for i in range(c.streams_per_step)]
+        if clips is None:
+            start = (step * c.streams_per_step) % len(self.clips)
+            clips = [self.clips[(start + i) % len(self.clips)] for i in range(c.streams_per_step)]
         trajs = self.rollouts(clips, c.num_generations, StreamSampling(c.temperature, c.max_response_tokens))
         samples = [clip.sample for clip in clips for _ in range(c.num_generations)]
         rewards = score(self.reward_set, samples, [t.transcript for t in trajs])

@@ -1,7 +1,9 @@
 """ActivityNet Captions: {video: {duration, timestamps, sentences}} -> dense_caption samples.
 
 With `with_grounding=True` each sentence also becomes a temporal_grounding sample (the
-"ActivityNet-tvg" use of the same annotations).
+"ActivityNet-tvg" use of the same annotations). With `with_stream_events=True` each video also
+becomes a streaming narration sample (`{vid}_stream`: the same events, each caption due at its
+event's end; rlvid/data/importers/stream_narration.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rlvid.data.importers._common import (
     read_json,
     video_file,
 )
+from rlvid.data.importers.stream_narration import NARRATION_QUESTION, narration_events
 from rlvid.data.loaders import DataError
 from rlvid.data.sample import Sample
 from rlvid.data.synthetic import DENSE_CAPTION_QUESTION
@@ -31,6 +34,7 @@ def import_activitynet_captions(
     with_grounding: bool = False,
     skip_bad: bool = False,
     references: Sequence[str | os.PathLike] | str | os.PathLike | None = None,
+    with_stream_events: bool = False,
 ) -> list[Sample]:
     """One dense_caption sample per video (id = video id, events sorted by start), plus `{vid}_{k}` grounding ones.
 
@@ -63,6 +67,10 @@ def import_activitynet_captions(
                                  intervals=[[ev["start"], ev["end"]]], meta={**meta, "query": ev["caption"]})
                     for k, ev in enumerate(spans)
                 ]
+            if with_stream_events:
+                new.append(build_sample(f"{where} stream", id=f"{vid}_stream", video=video, duration=duration,
+                                        task="dense_caption", question=NARRATION_QUESTION, events=events,
+                                        stream_events=narration_events(events), meta=meta))
             samples += new
     policy.finish(len(samples))
     return samples
