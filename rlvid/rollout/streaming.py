@@ -86,7 +86,10 @@ def stream_chunks(frames: torch.Tensor, fps: float, chunk_seconds: float) -> lis
 
 
 def chunk_ids(vocab, chunk: StreamChunk) -> list[int]:
-    """The tokens that introduce a chunk: its start-time label, then one `<frame>` per frame."""
+    """The tokens that introduce a chunk: its start-time label, then one `<frame>` per frame (or the vocabulary's
+    own layout: a Qwen-VL policy reads a chunk as text and a video, rlvid/policy/stream_vl_vocab.py)."""
+    if hasattr(vocab, "chunk_ids"):
+        return vocab.chunk_ids(chunk)
     return [vocab.ids[timestamp_label(chunk.start)]] + [vocab.frame] * len(chunk.frames)
 
 
