@@ -23,11 +23,8 @@ CHUNK = 2.0  # 4 frames at 2 fps: two temporal patches per chunk, so temporal po
 
 
 def _stream(vl_models, arch, **options):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    path = vl_models[arch]
-    model = AutoModelForImageTextToText.from_pretrained(path).eval()
-    return QwenVLStream(model, AutoProcessor.from_pretrained(path), fps=2.0, **options)
+    stream = QwenVLStream.from_pretrained(str(vl_models[arch]), fps=2.0, **options)  # the documented entry point
+    return stream.eval()
 
 
 def _clip(seed=0):

@@ -89,19 +89,24 @@ class StreamVision:
         instead (as the decoder does for clips, `rlvid.data.video`) to the processor's per-frame bounds.
         """
         _, height, width, _ = frames.shape
-        size = self.processor.size
-        factor = int(self.processor.patch_size) * self.merge
-        h, w = smart_resize(height, width, factor, int(size["shortest_edge"]), int(size["longest_edge"]))
+        h, w = self.frame_size(height, width)
         x = frames.permute(0, 3, 1, 2)
         if (h, w) == (height, width):
             return x.contiguous()
         x = torch.nn.functional.interpolate(x.float(), size=(h, w), mode="bicubic", antialias=True, align_corners=False)
         return x.round().clamp(0, 255).to(torch.uint8)
 
+    def frame_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) frames of that size are resized to: multiples of patch x merge, within the
+        processor's pixel bounds for one frame."""
+        size = self.processor.size
+        factor = int(self.processor.patch_size) * self.merge
+        return smart_resize(height, width, factor, int(size["shortest_edge"]), int(size["longest_edge"]))
+
     def tokens_per_patch(self, frames: torch.Tensor) -> int:
-        """Visual tokens of one temporal patch of frames shaped like `frames`."""
-        _, h, w = self.pixels(torch.as_tensor(frames)[:self.temporal_patch])[1]
-        return h * w // self.merge ** 2
+        """Visual tokens of one temporal patch of frames shaped like `frames` (F, H, W, 3)."""
+        h, w = self.frame_size(*frames.shape[1:3])
+        return (h // int(self.processor.patch_size)) * (w // int(self.processor.patch_size)) // self.merge ** 2
 
     def blocks(self, frames: torch.Tensor, patches: list[int]) -> list[BlockVision]:
         """`frames` cut into blocks of `patches[k]` temporal patches each, with their features."""

@@ -25,12 +25,15 @@ the vision reuse and token dropping counters.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from rlvid.config.schema import ModelConfig
+from rlvid.models.loading import load_policy, load_processor
 from rlvid.models.qwen2_5_vl_positions import use_reference_positions
 from rlvid.models.stream_token_drop import StreamDrop
 from rlvid.models.vision_reuse import VisionFeatureCache, find_vl_core
@@ -85,6 +88,14 @@ class QwenVLStream(nn.Module):
         self.tokens_fed = 0
         self.visual_tokens_kept = 0
         self.visual_tokens_total = 0
+
+    @classmethod
+    def from_pretrained(cls, path: str, *, fps: float, model: ModelConfig | None = None, **options) -> QwenVLStream:
+        """The streaming model of the Qwen-VL folder (or hub id) at `path`, loaded as a recipe's `model:` section
+        says (`model`: dtype, attention, trust_remote_code; default ModelConfig()); `options` as the constructor."""
+        config = dataclasses.replace(model or ModelConfig(), path=path)
+        policy = load_policy(config)
+        return cls(policy, load_processor(path, config.trust_remote_code), fps=fps, **options)
 
     # ------------------------------------------------------------------ the rollout interface
 
