@@ -196,3 +196,12 @@ def test_bad_chunks_are_named(vl_models):
     with pytest.raises(ValueError, match="must be 3 tokens"):
         QwenVLStream(stream.model, AutoProcessor.from_pretrained(vl_models["qwen2_5_vl"]), fps=2.0,
                      silent_token="<|im_end|>")
+
+
+def test_streaming_warm_start_runs_on_qwen_vl_and_lowers_the_loss(vl_models, one_thread):
+    from rlvid.trainers.streaming_sft import streaming_warm_start
+
+    stream = _stream(vl_models, "qwen3_vl")
+    clips = make_stream_clips(2, ("alert",), seed=0, num_chunks=4, chunk_seconds=CHUNK)
+    losses = streaming_warm_start(stream, clips, steps=6, batch=2, lr=1e-2, chunk_seconds=CHUNK, times="end")
+    assert losses[-1] < 0.5 * losses[0]

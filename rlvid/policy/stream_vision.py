@@ -127,8 +127,9 @@ class StreamVision:
             if found is not None:
                 self.stats.blocks_reused += len(grids)
                 return found
-        grid = torch.tensor(grids, dtype=torch.long, device=pixels.device)
-        out = self.core.get_video_features(pixels, grid, return_dict=True)
+        device = self._vision_params[0].device
+        grid = torch.tensor(grids, dtype=torch.long, device=device)
+        out = self.core.get_video_features(pixels.to(device), grid, return_dict=True)
         embeds = list(out.pooler_output)
         sizes = [len(e) for e in embeds]
         layers = getattr(out, "deepstack_features", None)
