@@ -205,3 +205,8 @@ def test_streaming_warm_start_runs_on_qwen_vl_and_lowers_the_loss(vl_models, one
     clips = make_stream_clips(2, ("alert",), seed=0, num_chunks=4, chunk_seconds=CHUNK)
     losses = streaming_warm_start(stream, clips, steps=6, batch=2, lr=1e-2, chunk_seconds=CHUNK, times="end")
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_the_adapter_holds_one_copy_of_the_weights(vl_models):
+    stream = _stream(vl_models, "qwen2_5_vl")
+    assert set(stream.state_dict()) == {f"model.{k}" for k in stream.model.state_dict()}

@@ -76,7 +76,7 @@ class QwenVLStream(nn.Module):
                  drop_threshold: float | None = None, silent_token: str = "<|endoftext|>"):
         super().__init__()
         self.model = use_reference_positions(model)
-        self.core = find_vl_core(model)
+        self.__dict__["core"] = find_vl_core(model)  # not a second submodule: state_dict keeps one copy
         seam = VisionFeatureCache.installed(model)
         if seam is not None and seam.pruner is not None:
             raise ValueError("the model's vision seam drops tokens (token_drop.mode: token); streaming drops them "
@@ -90,10 +90,11 @@ class QwenVLStream(nn.Module):
         self.visual_tokens_total = 0
 
     @classmethod
-    def from_pretrained(cls, path: str, *, fps: float, model: ModelConfig | None = None, **options) -> QwenVLStream:
+    def from_pretrained(cls, path: str, *, fps: float, model_config: ModelConfig | None = None,
+                        **options) -> QwenVLStream:
         """The streaming model of the Qwen-VL folder (or hub id) at `path`, loaded as a recipe's `model:` section
-        says (`model`: dtype, attention, trust_remote_code; default ModelConfig()); `options` as the constructor."""
-        config = dataclasses.replace(model or ModelConfig(), path=path)
+        says (dtype, attention, trust_remote_code; default ModelConfig()); `options` as the constructor."""
+        config = dataclasses.replace(model_config or ModelConfig(), path=path)
         policy = load_policy(config)
         return cls(policy, load_processor(path, config.trust_remote_code), fps=fps, **options)
 
