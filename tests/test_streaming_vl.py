@@ -210,3 +210,25 @@ def test_streaming_warm_start_runs_on_qwen_vl_and_lowers_the_loss(vl_models, one
 def test_the_adapter_holds_one_copy_of_the_weights(vl_models):
     stream = _stream(vl_models, "qwen2_5_vl")
     assert set(stream.state_dict()) == {f"model.{k}" for k in stream.model.state_dict()}
+
+
+def test_lora_and_a_frozen_vision_tower_from_the_model_section(vl_models, one_thread):
+    from rlvid.config.schema import LoraConfig, ModelConfig
+
+    config = ModelConfig(freeze_vision_tower=True, freeze_projector=True,
+                         lora=LoraConfig(enabled=True, r=4, alpha=8, dropout=0.0))
+    stream = QwenVLStream.from_pretrained(str(vl_models["qwen2_5_vl"]), fps=2.0, model_config=config).eval()
+    clips = make_stream_clips(1, ("alert",), seed=0, num_chunks=4, chunk_seconds=CHUNK)
+    clips[0].frames = clips[0].frames + torch.arange(8).repeat_interleave(2).view(-1, 1, 1, 1).numpy().astype("uint8")
+    before = {k: v.detach().clone() for k, v in stream.model.named_parameters()}
+    trainer = StreamingGRPOTrainer(stream, clips, compose_rewards(["stream_timing"]),
+                                   StreamingGRPOConfig(num_generations=4, streams_per_step=1, lr=1e-2, temperature=1.5,
+                                                       max_response_tokens=2, stream_chunk_seconds=CHUNK))
+    trajs = trainer.rollouts(clips, 4, StreamSampling(temperature=1.5))
+    stream.pop_stats()
+    trajectory_logprobs(stream, trajs)  # with gradients: the frozen tower's features are computed once, not per row
+    stats = stream.pop_stats()
+    assert stats["vision_blocks_computed"] == 4 and stats["vision_blocks_reused"] == 3 * 4
+    trainer.train_step(0)
+    changed = {k for k, v in stream.model.named_parameters() if not torch.equal(before[k], v)}
+    assert changed and all("lora_" in k for k in changed)

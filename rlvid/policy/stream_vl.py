@@ -36,6 +36,7 @@ from rlvid.config.schema import ModelConfig
 from rlvid.models.loading import load_policy, load_processor
 from rlvid.models.qwen2_5_vl_positions import use_reference_positions
 from rlvid.models.stream_token_drop import StreamDrop
+from rlvid.models.trainable import apply_trainable
 from rlvid.models.vision_reuse import VisionFeatureCache, find_vl_core
 from rlvid.policy.stream_vision import BlockVision, StreamVision
 from rlvid.policy.stream_vl_vocab import QwenVLStreamVocab
@@ -92,10 +93,11 @@ class QwenVLStream(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str, *, fps: float, model_config: ModelConfig | None = None,
                         **options) -> QwenVLStream:
-        """The streaming model of the Qwen-VL folder (or hub id) at `path`, loaded as a recipe's `model:` section
-        says (dtype, attention, trust_remote_code; default ModelConfig()); `options` as the constructor."""
+        """The streaming model of the Qwen-VL folder (or hub id) at `path`, loaded and made trainable as a recipe's
+        `model:` section says (dtype, attention, freeze_*, lora, gradient checkpointing, trust_remote_code;
+        default ModelConfig()); `options` as the constructor."""
         config = dataclasses.replace(model_config or ModelConfig(), path=path)
-        policy = load_policy(config)
+        policy = apply_trainable(load_policy(config), config)
         return cls(policy, load_processor(path, config.trust_remote_code), fps=fps, **options)
 
     # ------------------------------------------------------------------ the rollout interface
