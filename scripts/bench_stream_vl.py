@@ -9,6 +9,11 @@ medians, and the ratio reprefill / cached is the speed-up. Options: `--drop` add
 dropping (threshold 0.02) to the cached side, `--no-reuse` turns vision reuse off there.
 
     python scripts/bench_stream_vl.py --arch qwen2_5_vl qwen3_vl --preset tiny --chunks 8 --G 8 --rounds 3
+
+`--grpo-steps N` instead times N streaming GRPO steps (`StreamingGRPOTrainer.train_step`, 8 streams x G)
+per architecture and on the tiny streaming LM (`rlvid.models.stream_lm`), in one process:
+
+    python scripts/bench_stream_vl.py --grpo-steps 3 --streams 8
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from pathlib import Path
 import torch
 from transformers import DynamicCache
 
+from rewards import compose_rewards
 from rlvid.data.synthetic_streaming import make_stream_clips
+from rlvid.models.stream_lm import StreamVocab, TinyStreamLM
 from rlvid.models.tiny import make_tiny_model
 from rlvid.policy.stream_vl import QwenVLStream, StreamPiece
 from rlvid.rollout.streaming import StreamSampling, stream_chunks, stream_rollouts
+from rlvid.trainers.streaming_grpo import StreamingGRPOConfig, StreamingGRPOTrainer
 
 
 class _History:
@@ -92,6 +100,30 @@ def bench(arch: str, args) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def grpo_steps(args) -> dict:
+    """Seconds per streaming GRPO step for each model (the recipe's rewards; max 3 response tokens)."""
+    clips = make_stream_clips(args.streams, ("alert",), seed=0, num_chunks=args.chunks,
+                              chunk_seconds=args.chunk_seconds, size=args.size)
+    config = StreamingGRPOConfig(num_generations=args.G, streams_per_step=args.streams, lr=1e-3,
+                                 max_response_tokens=3, stream_chunk_seconds=args.chunk_seconds)
+    words = "tell me when the red circle appears".split()
+    models = {"tiny_stream_lm": TinyStreamLM(StreamVocab(words, max_chunks=args.chunks,
+                                                         chunk_seconds=args.chunk_seconds))}
+    for arch in args.arch:
+        folder = make_tiny_model(Path(args.work) / f"{arch}_{args.preset}", arch, args.preset)
+        models[arch] = QwenVLStream.from_pretrained(str(folder), fps=2.0)
+    out = {}
+    for name, model in models.items():
+        trainer = StreamingGRPOTrainer(model, clips, compose_rewards(["stream_timing", "stream_content"]), config)
+        seconds = []
+        for step in range(args.grpo_steps):
+            start = time.perf_counter()
+            metrics = trainer.train_step(step)
+            seconds.append(round(time.perf_counter() - start, 2))
+        out[name] = {"seconds_per_step": seconds, "responses_per_stream": metrics["responses_per_stream"]}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", nargs="+", default=["qwen2_5_vl", "qwen3_vl"])
@@ -105,12 +137,13 @@ def main() -> None:
     parser.add_argument("--drop", action="store_true")
     parser.add_argument("--no-reuse", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--grpo-steps", type=int, default=0, help="time streaming GRPO steps instead")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as work:
         args.work = work
-        rows = [bench(arch, args) for arch in args.arch]
+        rows = grpo_steps(args) if args.grpo_steps else [bench(arch, args) for arch in args.arch]
     text = json.dumps(rows, indent=1)
     print(text)
     if args.out:
