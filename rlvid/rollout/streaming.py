@@ -14,7 +14,7 @@ The G trajectories of one stream form a tree: they share one cache while their s
 equal and fork (the cache is copied) where their sampled tokens first differ, so every position
 of the tree is computed exactly once (`TinyStreamLM.tokens_fed` counts them; tests check it).
 The model is anything with `vocab`, `embed(ids, frames)` and `forward(embeds, cache)`, as
-`rlvid.models.stream_lm.TinyStreamLM`.
+`rlvid.models.stream_lm.TinyStreamLM` or `rlvid.policy.stream_vl.QwenVLStream` (a Qwen-VL policy).
 """
 
 from __future__ import annotations

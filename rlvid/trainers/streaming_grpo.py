@@ -9,7 +9,8 @@ its silence decisions and its responses, never the frames, time labels or questi
 (`StreamTrajectory.policy_mask`). Each batch of rollouts is used for one update, so the old
 log-probs are the current ones (ratio 1; the clip matters only with more updates per batch).
 
-This trainer drives the tiny streaming model (`rlvid.models.stream_lm`); it does not go through
+This trainer drives the tiny streaming model (`rlvid.models.stream_lm`) or a Qwen-VL policy
+(`rlvid.policy.stream_vl.QwenVLStream`); it does not go through
 `trainers/loop.py` (no accelerate, checkpoints or run folder): the evidence run is on one CPU
 process. `streaming_sft_step` is the warm start: teacher-forced cross-entropy on the same tokens.
 """
