@@ -4,8 +4,8 @@ Each frame becomes one embedding (its pixels average-pooled to `pool x pool`, th
 projector), placed where the token sequence holds `<frame>`; words and time labels are single
 tokens of a closed vocabulary (`StreamVocab`). It is the smallest model with the streaming
 interface the rollout needs (`embed`, a forward over embeddings with a KV cache), so timing
-can be learned on two CPU cores in minutes. It is not a Qwen-VL: the hf VL path (processor,
-M-RoPE over video chunks) is future work (docs/streaming.md).
+can be learned on two CPU cores in minutes. It is not a Qwen-VL: the Qwen-VL policy gets the same
+interface from `rlvid.policy.stream_vl.QwenVLStream` (docs/streaming.md).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ The G trajectories of one stream form a tree: they share one cache while their s
 equal and fork (the cache is copied) where their sampled tokens first differ, so every position
 of the tree is computed exactly once (`TinyStreamLM.tokens_fed` counts them; tests check it).
 The model is anything with `vocab`, `embed(ids, frames)` and `forward(embeds, cache)`, as
-`rlvid.models.stream_lm.TinyStreamLM`.
+`rlvid.models.stream_lm.TinyStreamLM` or `rlvid.policy.stream_vl.QwenVLStream` (a Qwen-VL policy).
 """
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ def stream_chunks(frames: torch.Tensor, fps: float, chunk_seconds: float) -> lis
 
 
 def chunk_ids(vocab, chunk: StreamChunk) -> list[int]:
-    """The tokens that introduce a chunk: its start-time label, then one `<frame>` per frame."""
+    """The tokens that introduce a chunk: its start-time label, then one `<frame>` per frame (or the vocabulary's
+    own layout: a Qwen-VL policy reads a chunk as text and a video, rlvid/policy/stream_vl_vocab.py)."""
+    if hasattr(vocab, "chunk_ids"):
+        return vocab.chunk_ids(chunk)
     return [vocab.ids[timestamp_label(chunk.start)]] + [vocab.frame] * len(chunk.frames)
 
 

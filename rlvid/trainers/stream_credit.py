@@ -46,6 +46,8 @@ from rlvid.rollout.streaming import StreamTrajectory
 
 def decision_index(traj: StreamTrajectory, vocab) -> list[int]:
     """For each position of `traj.ids`, the chunk whose decision it belongs to (-1 before the first chunk)."""
+    if hasattr(vocab, "chunk_index"):  # a vocabulary whose chunks open with more than one label token (Qwen-VL)
+        return vocab.chunk_index(traj.ids)
     labels = {i for i, t in enumerate(vocab.tokens) if t.startswith("<t=")}
     out, chunk = [], -1
     for token in traj.ids:

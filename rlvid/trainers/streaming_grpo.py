@@ -9,10 +9,10 @@ its silence decisions and its responses, never the frames, time labels or questi
 (`StreamTrajectory.policy_mask`). Each batch of rollouts is used for one update, so the old
 log-probs are the current ones (ratio 1; the clip matters only with more updates per batch).
 
-This trainer drives the tiny streaming model (`rlvid.models.stream_lm`). `rlvid train` runs its step
-inside `trainers/loop.py` (trainers/streaming_loop.py hands it the loop's batch and update); the
-evidence script calls it directly. `streaming_sft_step` is the warm start: teacher-forced
-cross-entropy on the same tokens.
+This trainer drives the tiny streaming model (`rlvid.models.stream_lm`) or a Qwen-VL policy
+(`rlvid.policy.stream_vl.QwenVLStream`, from Python). `rlvid train` runs its step inside `trainers/loop.py`
+(trainers/streaming_loop.py hands it the loop's batch and update); the evidence script calls it directly.
+`streaming_sft_step` is the warm start: teacher-forced cross-entropy on the same tokens.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ CREDITS = ("decision", "trajectory")
 def next_token_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-probs [B, T-1, V] of the next token over the allowed vocabulary (one padded forward), the targets
     [B, T-1] and the policy mask [B, T-1] (bool)."""
+    if hasattr(model, "trajectory_logits"):  # lays out its own batch: M-RoPE positions, pixels (policy/stream_vl.py)
+        return _own_layout_logprobs(model, trajs)
     embeds = [model.embed(t.ids, t.frames)[0] for t in trajs]
     longest = max(len(e) for e in embeds)
     batch = torch.zeros(len(trajs), longest, embeds[0].shape[-1], dtype=embeds[0].dtype)
@@ -77,6 +79,17 @@ def next_token_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch
         ids[i, :len(e)] = torch.tensor(t.ids)
         mask[i, :len(e)] = torch.tensor(t.policy_mask)
     logits, _ = model(batch, attention_mask=attention)
+    return torch.log_softmax(allowed_logits(logits[:, :-1].float(), model.vocab), -1), ids[:, 1:], mask[:, 1:]
+
+
+def _own_layout_logprobs(model, trajs: Sequence[StreamTrajectory]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`next_token_logprobs` of a model whose `trajectory_logits(trajs)` returns [B, T, V] in the layout of `ids`."""
+    logits = model.trajectory_logits(trajs)
+    ids = torch.full(logits.shape[:2], model.vocab.pad, dtype=torch.long)
+    mask = torch.zeros(logits.shape[:2], dtype=torch.bool)
+    for i, t in enumerate(trajs):
+        ids[i, :len(t.ids)] = torch.tensor(t.ids)
+        mask[i, :len(t.ids)] = torch.tensor(t.policy_mask)
     return torch.log_softmax(allowed_logits(logits[:, :-1].float(), model.vocab), -1), ids[:, 1:], mask[:, 1:]
 
 
