@@ -1,0 +1,85 @@
+"""The parts of scripts/bench_mdpo_tokendrop.py that decide its answers, without training anything:
+the swapped-pair control folder (tests/pixel_dpo.py), the job plan, and the "within 2%" verdict of the summary."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+from pixel_dpo import swap_pairs
+
+from rlvid.data.sample import Sample
+from rlvid.trainers.mdpo.pairs import Pair, PairWriter, is_complete, read_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_mdpo_tokendrop", REPO / "scripts" / "bench_mdpo_tokendrop.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pair_folder(folder: Path) -> Path:
+    sample = Sample(id="c1", video="videos/c1.mp4", task="temporal_grounding", question="When?",
+                    intervals=[[3.0, 4.0]], duration=12.0)
+    pairs = [Pair("c1", sample, "<answer>3.0 to 4.0</answer>", "<answer>0.0 to 1.0</answer>", 1.0, 0.0,
+                  [1, 2, 3], [4, 5], ref_chosen_logp=-1.5, ref_rejected_logp=-7.0, ref_model="m", batch="b0"),
+             Pair("c1", sample, "<answer>3.0 to 5.0</answer>", "<answer>0.0 to 1.0</answer>", 0.5, 0.0,
+                  [6], [4, 5], ref_chosen_logp=-2.0, ref_rejected_logp=-7.0, ref_model="m", batch="b0")]
+    PairWriter(folder, 0).write_batch("b0", ["c1"], [[1.0, 0.5, 0.0]], pairs)
+    (folder / "settings.json").write_text("{}\n")
+    (folder / "complete").write_text("ok\n")
+    return folder
+
+
+def test_swapped_pairs_exchange_sides_and_keep_the_gap(tmp_path):
+    src = _pair_folder(tmp_path / "pairs")
+    dst = swap_pairs(src, tmp_path / "swapped")
+    assert is_complete(dst) and (dst / "settings.json").is_file()
+    before = {p.chosen_ids[0]: p for p in read_pairs(src)}
+    after = read_pairs(dst)
+    assert len(after) == len(before) == 2
+    for p in after:
+        orig = next(o for o in before.values() if o.chosen == p.rejected and o.chosen_ids == p.rejected_ids)
+        assert (p.chosen, p.chosen_ids, p.ref_chosen_logp) == (orig.rejected, orig.rejected_ids, orig.ref_rejected_logp)
+        assert (p.rejected, p.ref_rejected_logp) == (orig.chosen, orig.ref_chosen_logp)
+        assert p.gap == orig.gap > 0  # the trainer refuses a negative gap; with gap_weighting none it is unused
+        assert p.meta["swapped"] is True
+
+
+def test_swap_refuses_an_unfinished_folder(tmp_path):
+    src = _pair_folder(tmp_path / "pairs")
+    (src / "complete").unlink()
+    with pytest.raises(FileNotFoundError, match="not a complete pair folder"):
+        swap_pairs(src, tmp_path / "swapped")
+
+
+def test_plan_runs_mdpo_after_its_pairs_and_every_mode_per_seed():
+    jobs = _bench().plan(Namespace(seeds=[0, 1], modes=["none", "token"], skip_mdpo=False))
+    assert jobs["mdpo-s1"] == ["pairs-s1"] and jobs["mdpo_swapped-s0"] == ["pairs-s0"]
+    assert {j for j in jobs if j.startswith("grpo_")} == {"grpo_none-s0", "grpo_none-s1", "grpo_token-s0",
+                                                          "grpo_token-s1"}
+
+
+def test_within_two_percent_is_judged_on_the_reward_with_the_run_s_own_mode():
+    bench = _bench()
+
+    def grpo(seed, mode, own, none):
+        scores = {mode: {"mIoU": own, "reward": own}, "none": {"mIoU": none, "reward": none}}
+        return {"job": f"grpo_{mode}-s{seed}", "seed": seed, "scores": scores}
+
+    results = {}
+    for seed in (0, 1):
+        for mode, own, none in (("none", 0.50, 0.50), ("token", 0.495, 0.40), ("frame", 0.45, 0.52)):
+            results[f"grpo_{mode}-s{seed}"] = grpo(seed, mode, own, none)
+    report = bench.summarise(Namespace(modes=["none", "token", "frame"], seeds=[0, 1]), results)
+    g = report["grpo"]
+    assert g["token"]["reward_vs_none"] == pytest.approx(-0.01) and g["token"]["within_2pct"]
+    assert g["frame"]["reward_vs_none"] == pytest.approx(-0.10) and not g["frame"]["within_2pct"]
+    table = bench.tables(json.loads(json.dumps(report)))
+    assert "| frame | 0.450 | 0.450 | 0.520 | 0.520 | -10.0% | False |" in table
