@@ -8,7 +8,8 @@ folder (`--data`, holding train.jsonl / val.jsonl / videos), per trainer seed:
   rejected swapped; held-out mIoU of each vs the start model;
 - token dropping: GRPO from the start model with each `data.video.token_drop.mode` (default threshold 0.02,
   min_kept_frames 4) everywhere (rollouts, log-probs, update), each final model scored held out with its own mode
-  and with none; plus the start model scored with each mode (inference only) and what each mode keeps of a clip.
+  and with none; plus the start model scored with each mode (inference only) and what each mode keeps of a clip;
+  with `--adapt-sft-steps N`, also SFT with the mode for N steps before that GRPO (a model that learned the input).
 
 Held-out figures: greedy completions on the 60 val clips, mean temporal IoU (the standard mIoU) and total reward
 (format 0.5 + IoU 0.5). Every job is a separate process with one thread (`--jobs` at a time); a finished job's
@@ -45,6 +46,8 @@ def plan(args) -> dict[str, list[str]]:
             jobs[f"mdpo_swapped-s{seed}"] = [f"pairs-s{seed}"]
         for mode in args.modes:
             jobs[f"grpo_{mode}-s{seed}"] = []
+            if args.adapt_sft_steps:
+                jobs[f"adapt_{mode}-s{seed}"] = []
     return jobs
 
 
@@ -80,18 +83,34 @@ def run_job(name: str, args) -> dict:
         result["train_log"] = last_rows(work / "run" / "metrics.jsonl", ("loss/dpo", "rewards/accuracy", "loss"))
     elif kind.startswith("grpo_"):
         mode = kind.removeprefix("grpo_")
-        recipe = px.flash_recipe(work / "grpo.yaml", start, data, work / "run", seed, {
-            "data": {"video": {"token_drop": {"mode": mode}}},
-            "trainer": {"max_steps": args.grpo_steps, "lr": args.grpo_lr, "global_prompts_per_step": 8,
-                        "micro_batch_size_per_device": 32, "loss_agg": "dapo"},
-            "rollout": {"num_generations": 8, "temperature": 1.0}})
+        recipe = px.flash_recipe(work / "grpo.yaml", start, data, work / "run", seed, grpo_settings(args, mode))
         model = px.train_once(recipe)
+        result["scores"] = {m: px.heldout_scores(recipe, model, m) for m in dict.fromkeys((mode, "none"))}
+        result["train_log"] = last_rows(work / "run" / "metrics.jsonl", ("rewards/temporal_iou", "time/step"))
+    elif kind.startswith("adapt_"):  # SFT with the mode first (the model learns the dropped input), then GRPO
+        mode = kind.removeprefix("adapt_")
+        sft = px.flash_recipe(work / "sft.yaml", start, data, work / "sft", seed, {
+            "data": {"video": {"token_drop": {"mode": mode}}},
+            "trainer": {"algorithm": "sft", "micro_batch_size_per_device": 16},
+            "sft": {"steps": args.adapt_sft_steps, "lr": args.adapt_sft_lr, "global_samples_per_step": 16}})
+        sft_model = px.train_once(sft)
+        recipe = px.flash_recipe(work / "grpo.yaml", sft_model, data, work / "run", seed, grpo_settings(args, mode))
+        model = px.train_once(recipe)
+        result["sft_scores"] = {m: px.heldout_scores(sft, sft_model, m) for m in dict.fromkeys((mode, "none"))}
         result["scores"] = {m: px.heldout_scores(recipe, model, m) for m in dict.fromkeys((mode, "none"))}
         result["train_log"] = last_rows(work / "run" / "metrics.jsonl", ("rewards/temporal_iou", "time/step"))
     else:
         raise ValueError(f"unknown job {name!r}")
     result["seconds"] = time.perf_counter() - t0
     return result
+
+
+def grpo_settings(args, mode: str) -> dict:
+    """GRPO as the learning test runs it (8 prompts x G 8, dapo, temperature 1), with `mode` everywhere."""
+    return {"data": {"video": {"token_drop": {"mode": mode}}},
+            "trainer": {"max_steps": args.grpo_steps, "lr": args.grpo_lr, "global_prompts_per_step": 8,
+                        "micro_batch_size_per_device": 32, "loss_agg": "dapo"},
+            "rollout": {"num_generations": 8, "temperature": 1.0}}
 
 
 def mdpo_settings(args) -> dict:
@@ -175,23 +194,31 @@ def summarise(args, results: dict[str, dict]) -> dict:
     if pairs:
         mdpo["pairs"] = pairs
     report["mdpo"] = mdpo
-    grpo: dict = {}
+    report["grpo"] = mode_arms(args, results, "grpo", "scores")
+    report["adapt_sft"] = mode_arms(args, results, "adapt", "sft_scores")
+    report["adapt"] = mode_arms(args, results, "adapt", "scores")
+    return report
+
+
+def mode_arms(args, results: dict[str, dict], prefix: str, key: str) -> dict:
+    """Per drop mode, the mean over seeds of the held-out figures with its own mode and with none, and its reward
+    relative to the `none` arm's (both with their own mode): the "within 2%" question."""
+    arms: dict = {}
     for mode in args.modes:
-        rows = {r["seed"]: r["scores"] for n, r in results.items() if n.startswith(f"grpo_{mode}-s")}
+        rows = {r["seed"]: r[key] for n, r in results.items() if n.startswith(f"{prefix}_{mode}-s") and key in r}
         if not rows:
             continue
-        grpo[mode] = {"per_seed": {s: {m: {"mIoU": v["mIoU"], "reward": v["reward"]} for m, v in sc.items()}
+        arms[mode] = {"per_seed": {s: {m: {"mIoU": v["mIoU"], "reward": v["reward"]} for m, v in sc.items()}
                                    for s, sc in rows.items()}}
         for as_mode in dict.fromkeys((mode, "none")):
             for k in ("mIoU", "reward"):
-                grpo[mode][f"{k}_{as_mode}"] = statistics.fmean(sc[as_mode][k] for sc in rows.values())
-    if "none" in grpo:
-        base = grpo["none"]["reward_none"]
-        for mode, g in grpo.items():
+                arms[mode][f"{k}_{as_mode}"] = statistics.fmean(sc[as_mode][k] for sc in rows.values())
+    if "none" in arms:
+        base = arms["none"]["reward_none"]
+        for mode, g in arms.items():
             g["reward_vs_none"] = g[f"reward_{mode}"] / base - 1 if base else float("nan")
             g["within_2pct"] = abs(g["reward_vs_none"]) <= WITHIN
-    report["grpo"] = grpo
-    return report
+    return arms
 
 
 def tables(report: dict) -> str:
@@ -224,12 +251,17 @@ def tables(report: dict) -> str:
         for s, p in sorted(mdpo.get("pairs", {}).items()):
             lines.append(f"\npairs seed {s}: {json.dumps(p)}")
         lines.append("")
-    grpo = report.get("grpo", {})
-    if grpo:
-        lines += ["GRPO from the start model with each drop mode (held out, mean over seeds):", "",
+    for key, title in (("grpo", "GRPO from the start model with each drop mode"),
+                       ("adapt_sft", "SFT from the start model with each drop mode (adaptation)"),
+                       ("adapt", "that SFT, then GRPO with the mode")):
+        arms = report.get(key, {})
+        if not arms:
+            continue
+        seeds = sorted({s for g in arms.values() for s in g["per_seed"]})
+        lines += [f"{title} (held out, mean over seeds {seeds}):", "",
                   "| mode | mIoU own mode | reward own mode | mIoU with none | reward with none | "
-                  "reward vs GRPO-none | within 2% |", "|---|---|---|---|---|---|---|"]
-        for mode, g in grpo.items():
+                  "reward vs none arm | within 2% |", "|---|---|---|---|---|---|---|"]
+        for mode, g in arms.items():
             lines.append(f"| {mode} | {g[f'mIoU_{mode}']:.3f} | {g[f'reward_{mode}']:.3f} | {g['mIoU_none']:.3f} | "
                          f"{g['reward_none']:.3f} | {g.get('reward_vs_none', float('nan')):+.1%} | "
                          f"{g.get('within_2pct', '-')} |")
@@ -257,6 +289,9 @@ def main() -> None:
     ap.add_argument("--mdpo-sft-gamma", type=float, default=0.0)
     ap.add_argument("--grpo-steps", type=int, default=40)
     ap.add_argument("--grpo-lr", type=float, default=1.0e-3)
+    ap.add_argument("--adapt-sft-steps", type=int, default=0,
+                    help="> 0: also SFT this many steps with each mode before its GRPO (the adapt_* jobs)")
+    ap.add_argument("--adapt-sft-lr", type=float, default=3.0e-3)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # run one job in this process (the scheduler's)
     args = ap.parse_args()
     if "none" not in args.modes:

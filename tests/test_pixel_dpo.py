@@ -60,7 +60,7 @@ def test_swap_refuses_an_unfinished_folder(tmp_path):
 
 
 def test_plan_runs_mdpo_after_its_pairs_and_every_mode_per_seed():
-    jobs = _bench().plan(Namespace(seeds=[0, 1], modes=["none", "token"], skip_mdpo=False))
+    jobs = _bench().plan(Namespace(seeds=[0, 1], modes=["none", "token"], skip_mdpo=False, adapt_sft_steps=0))
     assert jobs["mdpo-s1"] == ["pairs-s1"] and jobs["mdpo_swapped-s0"] == ["pairs-s0"]
     assert {j for j in jobs if j.startswith("grpo_")} == {"grpo_none-s0", "grpo_none-s1", "grpo_token-s0",
                                                           "grpo_token-s1"}
