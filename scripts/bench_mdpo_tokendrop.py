@@ -37,7 +37,8 @@ WITHIN = 0.02  # docs/efficiency.md's question: held-out reward within 2% of no 
 
 
 def plan(args) -> dict[str, list[str]]:
-    """Job name -> the jobs it needs first."""
+    """Job name -> the jobs it needs first; started in this order (the longest, optional adapt_* jobs last, so a run
+    cut short by a time limit loses those first)."""
     jobs: dict[str, list[str]] = {"infer": []}
     for seed in args.seeds:
         if not args.skip_mdpo:
@@ -46,8 +47,9 @@ def plan(args) -> dict[str, list[str]]:
             jobs[f"mdpo_swapped-s{seed}"] = [f"pairs-s{seed}"]
         for mode in args.modes:
             jobs[f"grpo_{mode}-s{seed}"] = []
-            if args.adapt_sft_steps:
-                jobs[f"adapt_{mode}-s{seed}"] = []
+    for seed in args.seeds if args.adapt_sft_steps else ():
+        for mode in args.modes:
+            jobs[f"adapt_{mode}-s{seed}"] = []
     return jobs
 
 
@@ -154,6 +156,7 @@ def run_all(args, argv: list[str]) -> None:
                 (done if p.returncode == 0 else failed).add(j)
                 print(f"[{time.perf_counter() - start:6.0f}s] {j}: {'done' if p.returncode == 0 else 'FAILED'}",
                       flush=True)
+                write_report(args, out, done, failed, time.perf_counter() - start)  # a run cut short still has it
         ready = [j for j in jobs if j not in done | failed | set(running) and all(d in done for d in jobs[j])]
         blocked = [j for j in jobs if j not in done | failed | set(running) and any(d in failed for d in jobs[j])]
         failed.update(blocked)
@@ -162,14 +165,19 @@ def run_all(args, argv: list[str]) -> None:
             running[j] = subprocess.Popen([sys.executable, __file__, *argv, "--one", j], stdout=log,
                                           stderr=subprocess.STDOUT, env=env)
         time.sleep(0.5)
-    report = summarise(args, {j: json.loads((out / "results" / f"{j}.json").read_text()) for j in done})
-    report["failed"] = sorted(failed)
-    report["wall_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "summary.md").write_text(tables(report))
-    print(tables(report))
+    print(tables(write_report(args, out, done, failed, time.perf_counter() - start)))
     if failed:
         sys.exit(f"failed jobs (see {out}/logs): {sorted(failed)}")
+
+
+def write_report(args, out: Path, done: set[str], failed: set[str], seconds: float) -> dict:
+    """results.json (every figure) and summary.md (the tables) from the finished jobs' result files."""
+    report = summarise(args, {j: json.loads((out / "results" / f"{j}.json").read_text()) for j in sorted(done)})
+    report["failed"] = sorted(failed)
+    report["wall_seconds"] = seconds
+    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "summary.md").write_text(tables(report))
+    return report
 
 
 def summarise(args, results: dict[str, dict]) -> dict:

@@ -64,6 +64,9 @@ def test_plan_runs_mdpo_after_its_pairs_and_every_mode_per_seed():
     assert jobs["mdpo-s1"] == ["pairs-s1"] and jobs["mdpo_swapped-s0"] == ["pairs-s0"]
     assert {j for j in jobs if j.startswith("grpo_")} == {"grpo_none-s0", "grpo_none-s1", "grpo_token-s0",
                                                           "grpo_token-s1"}
+    assert not any(j.startswith("adapt_") for j in jobs)
+    with_adapt = list(_bench().plan(Namespace(seeds=[0, 1], modes=["none"], skip_mdpo=True, adapt_sft_steps=80)))
+    assert with_adapt[-2:] == ["adapt_none-s0", "adapt_none-s1"]  # the optional long jobs start last
 
 
 def test_within_two_percent_is_judged_on_the_reward_with_the_run_s_own_mode():
