@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -143,12 +144,43 @@ def run_all(args, argv: list[str]) -> None:
     (out / "logs").mkdir(parents=True, exist_ok=True)
     jobs = plan(args)
     done = {j for j in jobs if (out / "results" / f"{j}.json").is_file()}
-    running: dict[str, subprocess.Popen] = {}
     failed: set[str] = set()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     start = time.perf_counter()
+    signal.signal(signal.SIGTERM, _stop)  # `timeout`: end the jobs too, not only this process
+    try:
+        schedule(args, argv, out, jobs, done, failed, env, start)
+    finally:
+        print(tables(write_report(args, out, done, failed, time.perf_counter() - start)))
+    if failed:
+        sys.exit(f"failed jobs (see {out}/logs): {sorted(failed)}")
+
+
+class Stopped(Exception):
+    """SIGTERM reached the scheduler."""
+
+
+def _stop(_signum, _frame) -> None:
+    raise Stopped
+
+
+def schedule(args, argv: list[str], out: Path, jobs: dict[str, list[str]], done: set[str], failed: set[str],
+             env: dict[str, str], start: float) -> None:
+    """Run the jobs, at most --jobs at a time, each once its prerequisites are done; on SIGTERM end the running ones."""
+    running: dict[str, subprocess.Popen] = {}
+    try:
+        _schedule(args, argv, out, jobs, done, failed, env, start, running)
+    except (Stopped, KeyboardInterrupt):
+        print(f"stopped: ending {sorted(running)}", flush=True)
+        for p in running.values():
+            p.terminate()
+        for p in running.values():
+            p.wait()
+
+
+def _schedule(args, argv, out, jobs, done, failed, env, start, running) -> None:
     while len(done) + len(failed) < len(jobs):
         for j, p in list(running.items()):
             if p.poll() is not None:
@@ -165,9 +197,6 @@ def run_all(args, argv: list[str]) -> None:
             running[j] = subprocess.Popen([sys.executable, __file__, *argv, "--one", j], stdout=log,
                                           stderr=subprocess.STDOUT, env=env)
         time.sleep(0.5)
-    print(tables(write_report(args, out, done, failed, time.perf_counter() - start)))
-    if failed:
-        sys.exit(f"failed jobs (see {out}/logs): {sorted(failed)}")
 
 
 def write_report(args, out: Path, done: set[str], failed: set[str], seconds: float) -> dict:
@@ -307,7 +336,8 @@ def main() -> None:
     if args.one:
         result = run_job(args.one, args)
         path = Path(args.out) / "results" / f"{args.one}.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        path.with_suffix(".tmp").write_text(json.dumps(result, indent=2) + "\n")
+        path.with_suffix(".tmp").replace(path)  # a job ended mid-write leaves no half result
         return
     run_all(args, sys.argv[1:])
 
