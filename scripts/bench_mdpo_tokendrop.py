@@ -255,6 +255,7 @@ def mode_arms(args, results: dict[str, dict], prefix: str, key: str) -> dict:
         for mode, g in arms.items():
             g["reward_vs_none"] = g[f"reward_{mode}"] / base - 1 if base else float("nan")
             g["within_2pct"] = abs(g["reward_vs_none"]) <= WITHIN
+            g["at_most_2pct_worse"] = g["reward_vs_none"] >= -WITHIN
     return arms
 
 
@@ -297,11 +298,11 @@ def tables(report: dict) -> str:
         seeds = sorted({s for g in arms.values() for s in g["per_seed"]})
         lines += [f"{title} (held out, mean over seeds {seeds}):", "",
                   "| mode | mIoU own mode | reward own mode | mIoU with none | reward with none | "
-                  "reward vs none arm | within 2% |", "|---|---|---|---|---|---|---|"]
+                  "reward vs none arm | within 2% | at most 2% worse |", "|---|---|---|---|---|---|---|---|"]
         for mode, g in arms.items():
             lines.append(f"| {mode} | {g[f'mIoU_{mode}']:.3f} | {g[f'reward_{mode}']:.3f} | {g['mIoU_none']:.3f} | "
                          f"{g['reward_none']:.3f} | {g.get('reward_vs_none', float('nan')):+.1%} | "
-                         f"{g.get('within_2pct', '-')} |")
+                         f"{g.get('within_2pct', '-')} | {g.get('at_most_2pct_worse', '-')} |")
         lines.append("")
     if report.get("failed"):
         lines.append(f"FAILED jobs: {report['failed']}")

@@ -78,11 +78,15 @@ def test_within_two_percent_is_judged_on_the_reward_with_the_run_s_own_mode():
 
     results = {}
     for seed in (0, 1):
-        for mode, own, none in (("none", 0.50, 0.50), ("token", 0.495, 0.40), ("frame", 0.45, 0.52)):
+        for mode, own, none in (("none", 0.50, 0.50), ("token", 0.495, 0.40), ("frame", 0.45, 0.52),
+                                ("patch", 0.55, 0.50)):
             results[f"grpo_{mode}-s{seed}"] = grpo(seed, mode, own, none)
-    report = bench.summarise(Namespace(modes=["none", "token", "frame"], seeds=[0, 1]), results)
+    report = bench.summarise(Namespace(modes=["none", "token", "frame", "patch"], seeds=[0, 1]), results)
     g = report["grpo"]
     assert g["token"]["reward_vs_none"] == pytest.approx(-0.01) and g["token"]["within_2pct"]
     assert g["frame"]["reward_vs_none"] == pytest.approx(-0.10) and not g["frame"]["within_2pct"]
+    assert not g["frame"]["at_most_2pct_worse"]
+    assert g["patch"]["reward_vs_none"] == pytest.approx(0.10) and not g["patch"]["within_2pct"]
+    assert g["patch"]["at_most_2pct_worse"]  # better by 10%: not "within 2%", but no loss
     table = bench.tables(json.loads(json.dumps(report)))
-    assert "| frame | 0.450 | 0.450 | 0.520 | 0.520 | -10.0% | False |" in table
+    assert "| frame | 0.450 | 0.450 | 0.520 | 0.520 | -10.0% | False | False |" in table
