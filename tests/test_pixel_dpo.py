@@ -90,3 +90,22 @@ def test_within_two_percent_is_judged_on_the_reward_with_the_run_s_own_mode():
     assert g["patch"]["at_most_2pct_worse"]  # better by 10%: not "within 2%", but no loss
     table = bench.tables(json.loads(json.dumps(report)))
     assert "| frame | 0.450 | 0.450 | 0.520 | 0.520 | -10.0% | False | False |" in table
+
+
+def test_every_drop_mode_keeps_the_flash_of_a_flash_clip(tmp_path):
+    """What bench_mdpo_tokendrop reports as a finding: at the default threshold no mode drops the event; each keeps
+    the first temporal patch, the flash's and the one after it (the return to dark), and nothing else."""
+    from pixel_dpo import drop_report, flash_recipe
+    from pixel_learning import make_flash_setup
+
+    setup = make_flash_setup(tmp_path / "setup", n=20)
+    recipe = flash_recipe(tmp_path / "r.yaml", setup["model"], setup["data"], tmp_path / "out", 0)
+    for mode in ("token", "frame", "patch"):
+        report = drop_report(recipe, setup["model"], mode, n=4)
+        assert report["flash_kept"] == len(report["clips"]) == 4, mode
+        for clip in report["clips"]:
+            start = clip["flash"][0]
+            expected = sorted({0.0, start, start + 1.0} - {12.0})
+            assert clip["kept_patch_times"] == expected, (mode, clip)
+    none = drop_report(recipe, setup["model"], "none", n=4)
+    assert none["mean_patches_kept"] == 12
