@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--eval-every", type=int, default=10, help="held-out eval every N steps")
     ap.add_argument("--max-tries", type=int, default=3, help="dynamic sampling: generation rounds per step")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once (one process and one thread each)")
+    ap.add_argument("--time-limit", type=float, default=0.0,
+                    help="seconds; then stop running jobs, summarise finished ones (0 = none; rerun resumes)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu hides the GPUs; fp32 either way")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one job in this process
     return ap.parse_args(argv)
@@ -136,6 +138,13 @@ def schedule(args: argparse.Namespace, out: Path) -> list[str]:
         if not running:
             break
         time.sleep(0.5)
+        if args.time_limit and time.perf_counter() - started > args.time_limit:
+            for name, (proc, _) in running.items():
+                proc.terminate()
+                proc.wait()
+                print(f"stopped {name} at the time limit ({args.time_limit:.0f} s)", flush=True)
+            running.clear()
+            break
         for name, (proc, t0) in list(running.items()):
             if proc.poll() is None:
                 continue
