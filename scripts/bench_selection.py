@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--time-limit", type=float, default=0.0,
                     help="seconds; then stop running jobs, summarise finished ones (0 = none; rerun resumes)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu hides the GPUs; fp32 either way")
+    ap.add_argument("--keep-models", action="store_true", help="keep each run's final model (1 MB each)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one job in this process
     return ap.parse_args(argv)
 
@@ -94,7 +95,8 @@ def run_worker(out: Path, name: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    cfg = json.loads((out / "grid.json").read_text())["settings"]
+    grid_file = json.loads((out / "grid.json").read_text())
+    cfg = {**grid_file["settings"], "keep_models": grid_file.get("keep_models", False)}
     work = out / "jobs" / name
     work.mkdir(parents=True, exist_ok=True)
     kind, *parts = name.split("-")
@@ -168,7 +170,7 @@ def write_grid(args: argparse.Namespace, out: Path) -> None:
         if changed:
             raise SystemExit(f"bench_selection: {path} was written with other settings {changed}; use another --out")
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"settings": settings}, indent=2) + "\n")
+    path.write_text(json.dumps({"settings": settings, "keep_models": args.keep_models}, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- results

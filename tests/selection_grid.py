@@ -111,7 +111,11 @@ def run_grpo(cfg: dict[str, Any], out: Path, data_seed: int, seed: int, arm: str
     overrides["data"].update(train=str(train), val=str(make_held_out(out / "held_out")))
     recipe = write_recipe(work / "grpo.yaml", setup, run_dir, overrides)
     run_train(str(recipe))
-    return read_curve(run_dir)
+    curve = read_curve(run_dir)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # ~3 MB a run; the grid keeps its figures only
+    if not cfg.get("keep_models"):
+        shutil.rmtree(run_dir / "final", ignore_errors=True)
+    return curve
 
 
 def read_curve(run_dir: Path) -> dict[str, Any]:
