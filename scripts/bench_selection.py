@@ -230,7 +230,18 @@ def collect(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         for cmp in ("steps", "budget"):
             values = [(r[a][f"{cmp}_mIoU"] - r[a]["start"]) - (r[b][f"{cmp}_mIoU"] - r[b]["start"]) for _, r in pairs]
             diffs[f"{a}-{b}@{cmp}"] = {**paired(values), "pairs": [list(k) for k, _ in pairs], "values": values}
+    curves, curve_steps = {}, []
+    for arm in args.arms:
+        members = [(d, r[arm]) for (d, _), r in runs.items() if arm in r]
+        if not members:
+            continue
+        curve_steps = members[0][1]["curve"]["steps"]
+        extra = {d: selections[d]["selection_rollouts"] if arm == "variance" else 0 for d, _ in members}
+        curves[arm] = [(statistics.fmean(x["curve"]["mIoU"][x["curve"]["steps"].index(t)] for _, x in members),
+                        statistics.fmean(x["curve"]["rollouts"][x["curve"]["steps"].index(t)] + extra[d]
+                                         for d, x in members)) for t in curve_steps]
     return {"settings": json.loads((out / "grid.json").read_text())["settings"], "budget_rollouts": budget,
+            "curve_steps": curve_steps, "curves": curves,
             "data_seeds": args.data_seeds, "seeds": args.seeds, "selections": selections, "per_arm": per_arm,
             "paired": diffs, "selection_analysis": analyse_selection(args, out, selections),
             "runs": {f"{d}-{s}": r for (d, s), r in sorted(runs.items())}}
@@ -280,7 +291,7 @@ def analyse_selection(args: argparse.Namespace, out: Path, selections: dict[int,
     table = {}
     for slot in sorted(set(per_slot) | set(reading["start"])):
         p = per_slot.get(slot, {})
-        table[slot] = {"pool_clips": len(p.get("mean", [])),
+        table[slot] = {"pool_clips": len(p.get("mean", [])), "held_out_clips": len(reading["start"].get(slot, [])),
                        "start_reward": statistics.fmean(p["mean"]) if p.get("mean") else None,
                        "variance": statistics.fmean(p["variance"]) if p.get("variance") else None,
                        "zero_variance": (sum(v == 0 for v in p["variance"]) / len(p["variance"]))
@@ -314,14 +325,19 @@ def markdown(res: dict[str, Any]) -> str:
         name, cmp = key.split("@")
         lines.append(f"| {name} | {'equal steps' if cmp == 'steps' else 'equal rollouts'} | {p['n']} | "
                      f"{fmt(p['mean'])} | {fmt(p['se'])} | {p['wins']} / {p['ties']} / {p['losses']} |")
+    lines += ["", "Mean held-out mIoU by GRPO step (mean rollouts spent so far, selection included):", "",
+              "| arm | " + " | ".join(f"step {t}" for t in res["curve_steps"]) + " |",
+              "|---" * (1 + len(res["curve_steps"])) + "|"]
+    for arm, points in res["curves"].items():
+        lines.append(f"| {arm} | " + " | ".join(f"{fmt(m)} ({r:.0f})" for m, r in points) + " |")
     arms = [k.removeprefix("held_out_right_") for k in next(iter(res["selection_analysis"].values()), {})
             if k.startswith("held_out_right_")]
     lines += ["", "| slot (s) | pool clips | start-model reward (k mean) | reward variance | zero-variance share | "
-              "kept by selection | " + " | ".join(f"held-out right: {a}" for a in arms) + " |",
-              "|---" * (6 + len(arms)) + "|"]
+              "kept by selection | held-out clips | " + " | ".join(f"held-out right: {a}" for a in arms) + " |",
+              "|---" * (7 + len(arms)) + "|"]
     for slot, r in res["selection_analysis"].items():
         lines.append(f"| {slot} | {r['pool_clips']} | {fmt(r['start_reward'])} | {fmt(r['variance'])} | "
-                     f"{fmt(r['zero_variance'], 2)} | {fmt(r['kept'], 2)} | "
+                     f"{fmt(r['zero_variance'], 2)} | {fmt(r['kept'], 2)} | {r['held_out_clips']} | "
                      + " | ".join(fmt(r[f"held_out_right_{a}"], 2) for a in arms) + " |")
     return "\n".join(lines) + "\n"
 
