@@ -339,6 +339,14 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {slot} | {r['pool_clips']} | {fmt(r['start_reward'])} | {fmt(r['variance'])} | "
                      f"{fmt(r['zero_variance'], 2)} | {fmt(r['kept'], 2)} | {r['held_out_clips']} | "
                      + " | ".join(fmt(r[f"held_out_right_{a}"], 2) for a in arms) + " |")
+    table = res["selection_analysis"]
+    read = [s for s, r in table.items() if (r.get("held_out_right_start") or 0) >= 0.5]
+    kept = {s: r["pool_clips"] * r["kept"] for s, r in table.items() if r["kept"] is not None}
+    pool = {s: r["pool_clips"] for s, r in table.items()}
+    if sum(kept.values()) and sum(pool.values()):
+        lines += ["", f"Slots the start model already answers right (greedy, held out): {sorted(read)}; they hold "
+                  f"{sum(kept.get(s, 0) for s in read) / sum(kept.values()):.0%} of the selected clips and "
+                  f"{sum(pool[s] for s in read) / sum(pool.values()):.0%} of the pools."]
     return "\n".join(lines) + "\n"
 
 
