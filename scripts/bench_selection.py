@@ -247,7 +247,8 @@ def collect(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "runs": {f"{d}-{s}": r for (d, s), r in sorted(runs.items())}}
 
 
-ANSWER = re.compile(r"<answer>\s*([\d.]+)\s*(?:s|seconds)?\s*(?:to|-)\s*([\d.]+)")
+NUMBER = r"(\d+(?:\.\d+)?)\s*(?:s|seconds)?\s*"
+ANSWER = re.compile(rf"<answer>\s*{NUMBER}(?:to|-)\s*{NUMBER}</answer>")
 
 
 def slot_of(sample: dict) -> int:

@@ -54,7 +54,8 @@ def test_paired_statistics(bench):
 def test_slot_hits_read_greedy_answers(bench, tmp_path):
     rows = [{"intervals": [[3.0, 4.0]], "completion": "<answer>3.0 to 4.0</answer>"},
             {"intervals": [[3.0, 4.0]], "completion": "<answer>2.0 to 3.0</answer>"},
-            {"intervals": [[7.0, 8.0]], "completion": "no answer"}]
+            {"intervals": [[7.0, 8.0]], "completion": "no answer"},
+            {"intervals": [[1.0, 2.0]], "completion": "<answer>1.0.0 to 2.0</answer>"}]
     path = tmp_path / "step.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert dict(bench.read_slot_hits(path)) == {3: [1.0, 0.0], 7: [0.0]}
+    assert dict(bench.read_slot_hits(path)) == {3: [1.0, 0.0], 7: [0.0], 1: [0.0]}
