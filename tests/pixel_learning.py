@@ -33,10 +33,12 @@ REWARDS = {"functions": [{"name": "format", "weight": 0.5, "kwargs": {"think": "
 
 
 def make_flash_setup(root: str | Path, arch: str = "qwen3_vl", seed: int = 0, n: int = 300,
-                     control: str | None = None, model_seed: int | None = None) -> dict[str, Path]:
+                     control: str | None = None, model_seed: int | None = None, preset: str = "tiny",
+                     held_out: int | None = None) -> dict[str, Path]:
     """Tiny model + flash-grounding clips under `root` (80% train, 20% held out); reused if already there.
 
-    `seed` draws the clips, `model_seed` (default: `seed`) the tiny model's random weights.
+    `seed` draws the clips, `model_seed` (default: `seed`) the tiny model's random weights, `preset` its sizes
+    (rlvid/models/tiny.py PRESETS); `held_out` clips of the `n` (default 20%) are the held-out split.
     `control` ("blank" / "shuffled") replaces every video of both splits by its control copy: the same labels
     with pixels that say nothing, for showing that the learning checks fail without the video.
     """
@@ -44,12 +46,13 @@ def make_flash_setup(root: str | Path, arch: str = "qwen3_vl", seed: int = 0, n:
     from rlvid.models.tiny import make_tiny_model
 
     root = Path(root)
-    model, data = root / f"model-{arch}", root / "data"
+    model, data = root / (f"model-{arch}" if preset == "tiny" else f"model-{arch}-{preset}"), root / "data"
     if not (model / "config.json").is_file():
-        make_tiny_model(model, arch=arch, seed=seed if model_seed is None else model_seed)
+        make_tiny_model(model, arch=arch, preset=preset, seed=seed if model_seed is None else model_seed)
     if not (data / "train.jsonl").is_file():
+        val_share = 0.2 if held_out is None else (held_out + 0.5) / n  # int(n * share) == held_out
         make_synthetic_data(data, n=n, seed=seed, duration=12.0, fps=2, width=64, height=48,
-                            splits=(0.8, 0.2, 0.0), tasks=("flash_grounding",))
+                            splits=(1.0 - val_share, val_share, 0.0), tasks=("flash_grounding",))
     if control:
         controlled = root / f"data-{control}"
         if not (controlled / "train.jsonl").is_file():
@@ -72,21 +75,25 @@ def train_iou(output_dir: Path) -> list[float]:
 def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", sft_steps: int = 520,
                        grpo_steps: int = 40, control: str | None = None, flipped: bool = True,
                        sft_lr: float = 1.0e-2, grpo_lr: float = 1.0e-3, grpo_overrides: dict | None = None,
-                       model_seed: int | None = None) -> dict:
+                       model_seed: int | None = None, preset: str = "tiny", n: int = 300,
+                       held_out: int | None = None, sft_overrides: dict | None = None) -> dict:
     """SFT, then GRPO (and a sign-flipped GRPO) from the SFT model; held-out mIoU of each, controls, baseline.
 
-    `seed` draws the clips; `model_seed` (default: `seed`) the tiny model's weights and the trainers' seed.
+    `seed` draws the clips; `model_seed` (default: `seed`) the tiny model's weights and the trainers' seed;
+    `preset`, `n` and `held_out` go to `make_flash_setup`; `sft_overrides` merge into the recipe's `sft` section
+    (e.g. `lr_scheduler`, `warmup_ratio`).
     Returns a dict with the eval rows (`sft`, `grpo`, `flipped`), `blank` / `shuffled` (the GRPO model's mIoU on
     control copies of the held-out clips), `constant` (the best constant fitted on train, scored held out),
     `constant_oracle` (the best constant chosen on the held-out clips themselves), timings and train IoU curves.
     """
     root = Path(root)
     model_seed = seed if model_seed is None else model_seed
-    setup = make_flash_setup(root / "setup", arch=arch, seed=seed, control=control, model_seed=model_seed)
+    setup = make_flash_setup(root / "setup", arch=arch, seed=seed, n=n, control=control, model_seed=model_seed,
+                             preset=preset, held_out=held_out)
     val = setup["data"] / "val.jsonl"
     common = {"trainer": {"seed": model_seed, "eval_steps": 100000}, "data": {"video": dict(FLASH_VIDEO)},
               "rollout": {"max_new_tokens": 16}, "hooks": [{"name": "eval_grounding"}]}
-    out: dict = {"arch": arch, "seed": seed, "model_seed": model_seed, "control": control}
+    out: dict = {"arch": arch, "seed": seed, "model_seed": model_seed, "control": control, "preset": preset}
     train = load_samples(str(setup["data"] / "train.jsonl"), split="train").samples
     held_out = load_samples(str(val), split="val").samples
     interval, _ = best_constant_interval(train)
@@ -97,7 +104,7 @@ def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", 
     start = time.perf_counter()
     sft_recipe = write_recipe(root / "sft.yaml", setup, root / "sft", merged(common, {
         "trainer": {"algorithm": "sft", "micro_batch_size_per_device": 16},
-        "sft": {"steps": sft_steps, "lr": sft_lr, "global_samples_per_step": 16}}))
+        "sft": {"steps": sft_steps, "lr": sft_lr, "global_samples_per_step": 16, **(sft_overrides or {})}}))
     sft_model = _train_once(sft_recipe, root / "sft")
     out["sft_seconds"] = time.perf_counter() - start
     out["sft"] = last_eval(root / "sft", "sft")
