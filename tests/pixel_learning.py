@@ -10,6 +10,7 @@ back to the constant's level, and a sign-flipped GRPO run from the same SFT mode
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from tiny_setup import merged, write_recipe
 
 from rlvid.app.eval import run_eval
 from rlvid.app.train import run_train
-from rlvid.data.loaders import load_samples
+from rlvid.data.loaders import load_samples, write_jsonl
 from rlvid.data.video_controls import write_control_set
 from rlvid.eval.constant_baseline import best_constant_interval, constant_miou
 
@@ -62,6 +63,41 @@ def make_flash_setup(root: str | Path, arch: str = "qwen3_vl", seed: int = 0, n:
     return {"model": model, "data": data}
 
 
+def make_sft_set(root: str | Path, data: Path, seed: int, short_clips: tuple[int, ...] = (), short_n: int = 200,
+                 check: int = 0, control: str | None = None) -> dict[str, Path]:
+    """SFT's own clips under `root/sft_data`: the 12 s train clips of `data` plus `short_n` flash clips of each
+    duration (whole seconds) in `short_clips`; the last `check` 12 s train clips are kept apart as `check.jsonl`.
+
+    Why short clips: on 12 s clips the tiny model's loss sits at the answer prior for hundreds of steps before it
+    starts copying the bright patch's timestamp, at a step that depends on the seed; clips of 2-6 s (2-6 time slots)
+    make that retrieval easy to find, and what is learnt there carries over to 12 s. The check split is carved from
+    TRAIN (never the held-out clips), for choosing the SFT checkpoint GRPO starts from. With `control` the short
+    clips get the same control videos as `data`.
+    """
+    from rlvid.data.synthetic import make_synthetic_data
+
+    root = Path(root)
+    out = root / "sft_data"
+    if not (out / "train.jsonl").is_file():
+        train = load_samples(str(data / "train.jsonl"), split="train").samples
+        if not 0 <= check < len(train):
+            raise ValueError(f"check must be in [0, {len(train)}) train clips, got {check}")
+        fit, kept_apart = train[:len(train) - check], train[len(train) - check:]
+        for duration in short_clips:
+            clips = root / f"short-{duration}s"
+            if not (clips / "train.jsonl").is_file():
+                make_synthetic_data(clips, n=short_n, seed=1000 * (seed + 1) + duration, duration=float(duration),
+                                    fps=2, width=64, height=48, splits=(1.0, 0.0, 0.0), tasks=("flash_grounding",))
+            if control:
+                clips = write_control_set(clips / "train.jsonl", root / f"short-{duration}s-{control}", control,
+                                          seed=seed).parent
+            fit += [dataclasses.replace(s, id=f"short{duration}s-{s.id}")
+                    for s in load_samples(str(clips / "train.jsonl"), split="train").samples]
+        write_jsonl(kept_apart, out / "check.jsonl")
+        write_jsonl(fit, out / "train.jsonl")  # the last file written: its presence marks the set complete
+    return {"train": out / "train.jsonl", "check": out / "check.jsonl"}
+
+
 def last_eval(output_dir: Path, stage: str) -> dict[str, float]:
     rows = [json.loads(line) for line in open(Path(output_dir) / "metrics.jsonl")]
     return [r for r in rows if r.get("stage") == stage and MIOU in r][-1]
@@ -76,12 +112,18 @@ def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", 
                        grpo_steps: int = 40, control: str | None = None, flipped: bool = True,
                        sft_lr: float = 1.0e-2, grpo_lr: float = 1.0e-3, grpo_overrides: dict | None = None,
                        model_seed: int | None = None, preset: str = "tiny", n: int = 300,
-                       held_out: int | None = None, sft_overrides: dict | None = None) -> dict:
+                       held_out: int | None = None, sft_overrides: dict | None = None,
+                       short_clips: tuple[int, ...] = (), short_n: int = 200, sft_stop_at: float | None = None,
+                       sft_check: int = 40, sft_check_every: int = 20) -> dict:
     """SFT, then GRPO (and a sign-flipped GRPO) from the SFT model; held-out mIoU of each, controls, baseline.
 
     `seed` draws the clips; `model_seed` (default: `seed`) the tiny model's weights and the trainers' seed;
     `preset`, `n` and `held_out` go to `make_flash_setup`; `sft_overrides` merge into the recipe's `sft` section
-    (e.g. `lr_scheduler`, `warmup_ratio`).
+    (e.g. `lr_scheduler`, `warmup_ratio`); `short_clips` / `short_n` add short flash clips to SFT's training set
+    (`make_sft_set`). With `sft_stop_at`, SFT is checked every `sft_check_every` steps on `sft_check` clips carved
+    from train, and GRPO starts from the first checkpoint whose check mIoU reaches `sft_stop_at` (the last one if
+    none does): a model that reads some time slots, which GRPO can improve; `sft` is then that checkpoint's
+    held-out evaluation and `sft_check` the chosen step and its check mIoU.
     Returns a dict with the eval rows (`sft`, `grpo`, `flipped`), `blank` / `shuffled` (the GRPO model's mIoU on
     control copies of the held-out clips), `constant` (the best constant fitted on train, scored held out),
     `constant_oracle` (the best constant chosen on the held-out clips themselves), timings and train IoU curves.
@@ -102,12 +144,26 @@ def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", 
     out["constant_oracle"] = best_constant_interval(held_out)[1]
 
     start = time.perf_counter()
+    checking = sft_stop_at is not None
+    sft_trainer: dict = {"algorithm": "sft", "micro_batch_size_per_device": 16}
+    sft_data: dict = {}
+    if short_clips or checking:
+        sft_set = make_sft_set(root / "setup", setup["data"], seed, tuple(short_clips), short_n,
+                               sft_check if checking else 0, control)
+        sft_data["train"] = str(sft_set["train"])
+    if checking:
+        sft_data["val"] = str(sft_set["check"])
+        sft_trainer.update(eval_steps=sft_check_every, save_steps=sft_check_every, save_total_limit=0)
     sft_recipe = write_recipe(root / "sft.yaml", setup, root / "sft", merged(common, {
-        "trainer": {"algorithm": "sft", "micro_batch_size_per_device": 16},
+        "trainer": sft_trainer, "data": sft_data,
         "sft": {"steps": sft_steps, "lr": sft_lr, "global_samples_per_step": 16, **(sft_overrides or {})}}))
     sft_model = _train_once(sft_recipe, root / "sft")
+    if checking:
+        sft_model, out["sft_check"] = first_checkpoint_reaching(root / "sft", sft_stop_at, sft_model)
+        out["sft"] = held_out_eval(sft_recipe, sft_model, val, root / "eval-sft")
+    else:
+        out["sft"] = last_eval(root / "sft", "sft")
     out["sft_seconds"] = time.perf_counter() - start
-    out["sft"] = last_eval(root / "sft", "sft")
 
     runs = (("grpo", 1), ("flipped", -1)) if flipped else (("grpo", 1),)
     for name, sign in runs:
@@ -131,10 +187,30 @@ def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", 
     for control_name in ("blank", "shuffled"):
         copy = write_control_set(val, root / f"val-{control_name}", control_name, seed=seed)
         folder = root / f"eval-{control_name}"
-        run_eval(out["grpo_recipe"], checkpoint=out["grpo_model"], overrides=[f"data.val={copy}"], out=str(folder))
-        out[control_name] = json.loads((folder / "metrics.json").read_text())[MIOU.removeprefix("eval/")]
+        out[control_name] = held_out_eval(out["grpo_recipe"], Path(out["grpo_model"]), copy, folder)[MIOU]
     out["controls_seconds"] = time.perf_counter() - start
     return out
+
+
+def first_checkpoint_reaching(output_dir: Path, threshold: float, last: Path) -> tuple[Path, dict]:
+    """The checkpoint of the first evaluation (on the check split) with mIoU >= `threshold`, or `last` if none."""
+    from rlvid.trainers.checkpoint import checkpoint_root
+
+    rows = [json.loads(line) for line in open(Path(output_dir) / "metrics.jsonl")]
+    evals = [(r["step"], r[MIOU]) for r in rows if r.get("stage") == "sft" and MIOU in r]
+    for step, miou in evals:
+        if miou >= threshold:
+            return checkpoint_root(output_dir) / f"step-{step:06d}", {"step": step, "mIoU": miou}
+    step, miou = evals[-1]
+    return last, {"step": step, "mIoU": miou}
+
+
+def held_out_eval(recipe: Path, model: Path, val: Path, folder: Path) -> dict[str, float]:
+    """Greedy evaluation of `model` on the held-out clips, keyed like the eval hook's rows (`eval/...`)."""
+    if not (folder / "metrics.json").is_file():
+        run_eval(str(recipe), checkpoint=str(model), overrides=[f"data.val={val}"], out=str(folder))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return {k if k.startswith("eval/") else f"eval/{k}": v for k, v in metrics.items()}
 
 
 def _train_once(recipe: Path, output_dir: Path) -> Path:
