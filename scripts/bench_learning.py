@@ -36,6 +36,15 @@ def main() -> None:
     ap.add_argument("--sft-steps", type=int, default=520)
     ap.add_argument("--grpo-steps", type=int, default=40)
     ap.add_argument("--grpo-lr", type=float, default=1.0e-3)
+    ap.add_argument("--preset", default="tiny", help="tiny model sizes (rlvid/models/tiny.py PRESETS)")
+    ap.add_argument("--sft-lr", type=float, default=1.0e-2)
+    ap.add_argument("--sft-scheduler", default="constant", choices=["constant", "cosine", "linear"])
+    ap.add_argument("--sft-warmup", type=float, default=0.0, help="SFT warm-up share of its steps")
+    ap.add_argument("--short-clips", type=int, nargs="*", default=[], help="durations (s) of short SFT clips")
+    ap.add_argument("--short-n", type=int, default=200, help="short SFT clips of each duration")
+    ap.add_argument("--sft-stop-at", type=float, default=None, help="stop SFT at this check-split mIoU")
+    ap.add_argument("--sft-check", type=int, default=40, help="train clips carved off as SFT's check split")
+    ap.add_argument("--sft-check-every", type=int, default=20)
     ap.add_argument("--control", default=None, choices=["blank", "shuffled"], help="train on control videos")
     ap.add_argument("--no-flipped", action="store_true", help="skip the sign-flipped GRPO control")
     ap.add_argument("--out", default=None, help="JSON results file (default: ROOT/results.json)")
@@ -47,7 +56,11 @@ def main() -> None:
     for seed in args.seeds:
         r = run_pixel_learning(root / f"seed{seed}", seed=seed, arch=args.arch, sft_steps=args.sft_steps,
                                grpo_steps=args.grpo_steps, grpo_lr=args.grpo_lr, control=args.control,
-                               flipped=not args.no_flipped, model_seed=args.model_seed)
+                               flipped=not args.no_flipped, model_seed=args.model_seed, preset=args.preset,
+                               sft_lr=args.sft_lr, short_clips=tuple(args.short_clips), short_n=args.short_n,
+                               sft_overrides={"lr_scheduler": args.sft_scheduler, "warmup_ratio": args.sft_warmup},
+                               sft_stop_at=args.sft_stop_at, sft_check=args.sft_check,
+                               sft_check_every=args.sft_check_every)
         print(summary(r), flush=True)
         runs.append({k: v for k, v in r.items() if not k.endswith("_train_iou")})
     keys = ["constant", "constant_oracle", "blank", "shuffled"]

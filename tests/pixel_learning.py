@@ -71,7 +71,7 @@ def make_sft_set(root: str | Path, data: Path, seed: int, short_clips: tuple[int
     Why short clips: on 12 s clips the tiny model's loss sits at the answer prior for hundreds of steps before it
     starts copying the bright patch's timestamp, at a step that depends on the seed; clips of 2-6 s (2-6 time slots)
     make that retrieval easy to find, and what is learnt there carries over to 12 s. The check split is carved from
-    TRAIN (never the held-out clips), for choosing the SFT checkpoint GRPO starts from. With `control` the short
+    TRAIN (never the held-out clips), for deciding when SFT stops. With `control` the short
     clips get the same control videos as `data`.
     """
     from rlvid.data.synthetic import make_synthetic_data
@@ -121,9 +121,9 @@ def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", 
     `preset`, `n` and `held_out` go to `make_flash_setup`; `sft_overrides` merge into the recipe's `sft` section
     (e.g. `lr_scheduler`, `warmup_ratio`); `short_clips` / `short_n` add short flash clips to SFT's training set
     (`make_sft_set`). With `sft_stop_at`, SFT is checked every `sft_check_every` steps on `sft_check` clips carved
-    from train, and GRPO starts from the first checkpoint whose check mIoU reaches `sft_stop_at` (the last one if
-    none does): a model that reads some time slots, which GRPO can improve; `sft` is then that checkpoint's
-    held-out evaluation and `sft_check` the chosen step and its check mIoU.
+    from train, and stops (trainer.stop_when) at the first check whose mIoU reaches `sft_stop_at`: GRPO then starts
+    from a model that reads some time slots, which it can improve; `sft` is that model's held-out evaluation and
+    `sft_check` its step and check mIoU.
     Returns a dict with the eval rows (`sft`, `grpo`, `flipped`), `blank` / `shuffled` (the GRPO model's mIoU on
     control copies of the held-out clips), `constant` (the best constant fitted on train, scored held out),
     `constant_oracle` (the best constant chosen on the held-out clips themselves), timings and train IoU curves.
@@ -153,13 +153,14 @@ def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", 
         sft_data["train"] = str(sft_set["train"])
     if checking:
         sft_data["val"] = str(sft_set["check"])
-        sft_trainer.update(eval_steps=sft_check_every, save_steps=sft_check_every, save_total_limit=0)
+        sft_trainer.update(eval_steps=sft_check_every, stop_when={MIOU: sft_stop_at})
     sft_recipe = write_recipe(root / "sft.yaml", setup, root / "sft", merged(common, {
         "trainer": sft_trainer, "data": sft_data,
         "sft": {"steps": sft_steps, "lr": sft_lr, "global_samples_per_step": 16, **(sft_overrides or {})}}))
     sft_model = _train_once(sft_recipe, root / "sft")
     if checking:
-        sft_model, out["sft_check"] = first_checkpoint_reaching(root / "sft", sft_stop_at, sft_model)
+        check = last_eval(root / "sft", "sft")
+        out["sft_check"] = {"step": check["step"], "mIoU": check[MIOU]}
         out["sft"] = held_out_eval(sft_recipe, sft_model, val, root / "eval-sft")
     else:
         out["sft"] = last_eval(root / "sft", "sft")
@@ -190,19 +191,6 @@ def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", 
         out[control_name] = held_out_eval(out["grpo_recipe"], Path(out["grpo_model"]), copy, folder)[MIOU]
     out["controls_seconds"] = time.perf_counter() - start
     return out
-
-
-def first_checkpoint_reaching(output_dir: Path, threshold: float, last: Path) -> tuple[Path, dict]:
-    """The checkpoint of the first evaluation (on the check split) with mIoU >= `threshold`, or `last` if none."""
-    from rlvid.trainers.checkpoint import checkpoint_root
-
-    rows = [json.loads(line) for line in open(Path(output_dir) / "metrics.jsonl")]
-    evals = [(r["step"], r[MIOU]) for r in rows if r.get("stage") == "sft" and MIOU in r]
-    for step, miou in evals:
-        if miou >= threshold:
-            return checkpoint_root(output_dir) / f"step-{step:06d}", {"step": step, "mIoU": miou}
-    step, miou = evals[-1]
-    return last, {"step": step, "mIoU": miou}
 
 
 def held_out_eval(recipe: Path, model: Path, val: Path, folder: Path) -> dict[str, float]:
