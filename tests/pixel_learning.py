@@ -32,6 +32,11 @@ FLASH_VIDEO = {"fps": 2.0, "min_frames": 4, "max_frames": 24, "total_pixels": 24
 REWARDS = {"functions": [{"name": "format", "weight": 0.5, "kwargs": {"think": "forbidden"}},
                          {"name": "temporal_iou", "weight": 0.5, "kwargs": {"on_reversed": "zero", "clip": False}}]}
 
+# The setting that reads (docs/benchmarks.md "Learning"): SFT's training set adds 200 flash clips each of 2, 4 and 6 s
+# (make_sft_set) and stops once 30% of 40 train-carved check clips are answered right; GRPO then runs 100 steps.
+READING_SETTING = {"short_clips": (2, 4, 6), "short_n": 200, "sft_steps": 600, "sft_stop_at": 0.3, "sft_check": 40,
+                   "sft_check_every": 20, "grpo_steps": 100}
+
 
 def make_flash_setup(root: str | Path, arch: str = "qwen3_vl", seed: int = 0, n: int = 300,
                      control: str | None = None, model_seed: int | None = None, preset: str = "tiny",
@@ -214,7 +219,9 @@ def summary(r: dict) -> str:
     parts = [f"{r['arch']} data seed {r['seed']}, model seed {r['model_seed']}"
              + (f" ({r['control']} videos)" if r["control"] else ""),
              f"held-out mIoU: constant {r['constant']:.3f} (oracle {r['constant_oracle']:.3f})",
-             f"SFT {r['sft'][MIOU]:.3f}", f"GRPO {r['grpo'][MIOU]:.3f}"]
+             f"SFT {r['sft'][MIOU]:.3f}" + (" (stopped at step {step}, check {mIoU:.3f})".format(**r["sft_check"])
+                                             if "sft_check" in r else ""),
+             f"GRPO {r['grpo'][MIOU]:.3f}"]
     if "flipped" in r:
         parts.append(f"flipped {r['flipped'][MIOU]:.3f}")
     parts += [f"GRPO model on blank {r['blank']:.3f}, shuffled {r['shuffled']:.3f}",
