@@ -219,7 +219,7 @@ def summary(r: dict) -> str:
     parts = [f"{r['arch']} data seed {r['seed']}, model seed {r['model_seed']}"
              + (f" ({r['control']} videos)" if r["control"] else ""),
              f"held-out mIoU: constant {r['constant']:.3f} (oracle {r['constant_oracle']:.3f})",
-             f"SFT {r['sft'][MIOU]:.3f}" + (" (stopped at step {step}, check {mIoU:.3f})".format(**r["sft_check"])
+             f"SFT {r['sft'][MIOU]:.3f}" + (" (ended at step {step}, check {mIoU:.3f})".format(**r["sft_check"])
                                              if "sft_check" in r else ""),
              f"GRPO {r['grpo'][MIOU]:.3f}"]
     if "flipped" in r:
