@@ -70,19 +70,19 @@ def make_flash_setup(root: str | Path, arch: str = "qwen3_vl", seed: int = 0, n:
 
 def make_sft_set(root: str | Path, data: Path, seed: int, short_clips: tuple[int, ...] = (), short_n: int = 200,
                  check: int = 0, control: str | None = None) -> dict[str, Path]:
-    """SFT's own clips under `root/sft_data`: the 12 s train clips of `data` plus `short_n` flash clips of each
-    duration (whole seconds) in `short_clips`; the last `check` 12 s train clips are kept apart as `check.jsonl`.
+    """SFT's own clips under `root/sft_data[-control]`: the 12 s train clips of `data` plus `short_n` flash clips of
+    each duration (whole seconds) in `short_clips`; the last `check` 12 s train clips are kept apart (`check.jsonl`).
 
     Why short clips: on 12 s clips the tiny model's loss sits at the answer prior for hundreds of steps before it
     starts copying the bright patch's timestamp, at a step that depends on the seed; clips of 2-6 s (2-6 time slots)
     make that retrieval easy to find, and what is learnt there carries over to 12 s. The check split is carved from
-    TRAIN (never the held-out clips), for deciding when SFT stops. With `control` the short
-    clips get the same control videos as `data`.
+    TRAIN (never the held-out clips), for deciding when SFT stops. With `control` the short clips get the same
+    control videos as `data`.
     """
     from rlvid.data.synthetic import make_synthetic_data
 
     root = Path(root)
-    out = root / "sft_data"
+    out = root / ("sft_data" if control is None else f"sft_data-{control}")
     if not (out / "train.jsonl").is_file():
         train = load_samples(str(data / "train.jsonl"), split="train").samples
         if not 0 <= check < len(train):
@@ -142,11 +142,11 @@ def run_pixel_learning(root: str | Path, seed: int = 0, arch: str = "qwen3_vl", 
               "rollout": {"max_new_tokens": 16}, "hooks": [{"name": "eval_grounding"}]}
     out: dict = {"arch": arch, "seed": seed, "model_seed": model_seed, "control": control, "preset": preset}
     train = load_samples(str(setup["data"] / "train.jsonl"), split="train").samples
-    held_out = load_samples(str(val), split="val").samples
+    held_out_clips = load_samples(str(val), split="val").samples
     interval, _ = best_constant_interval(train)
     out["constant_interval"] = interval
-    out["constant"] = constant_miou(interval, held_out)
-    out["constant_oracle"] = best_constant_interval(held_out)[1]
+    out["constant"] = constant_miou(interval, held_out_clips)
+    out["constant_oracle"] = best_constant_interval(held_out_clips)[1]
 
     start = time.perf_counter()
     checking = sft_stop_at is not None
