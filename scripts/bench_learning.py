@@ -9,6 +9,10 @@ eval hook's (greedy, standard IoU convention). `--control blank` trains and eval
 the checks of tests/test_pixel_learning.py must then fail.
 
     OMP_NUM_THREADS=1 python scripts/bench_learning.py --seeds 0 1 2 --out runs/bench_learning.json
+
+Defaults: the test's READING_SETTING (tests/pixel_learning.py): SFT on 12 s clips plus 2, 4 and 6 s clips, stopped at
+the first check (train-carved clips) with mIoU >= 0.3, then 100 GRPO steps. `--short-clips` (empty) and
+`--sft-stop-at 0` give the earlier 12-s-only, fixed-step SFT.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny fixtures live with the tests
-from pixel_learning import MIOU, run_pixel_learning, summary  # noqa: E402
+from pixel_learning import MIOU, READING_SETTING, run_pixel_learning, summary  # noqa: E402
 
 
 def main() -> None:
@@ -33,9 +37,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--arch", default="qwen3_vl", choices=["qwen3_vl", "qwen2_5_vl"])
     ap.add_argument("--model-seed", type=int, default=None, help="model and trainer seed (default: each data seed)")
-    ap.add_argument("--sft-steps", type=int, default=520)
-    ap.add_argument("--grpo-steps", type=int, default=40)
+    ap.add_argument("--sft-steps", type=int, default=READING_SETTING["sft_steps"])
+    ap.add_argument("--grpo-steps", type=int, default=READING_SETTING["grpo_steps"])
     ap.add_argument("--grpo-lr", type=float, default=1.0e-3)
+    ap.add_argument("--preset", default="tiny", help="tiny model sizes (rlvid/models/tiny.py PRESETS)")
+    ap.add_argument("--sft-lr", type=float, default=1.0e-2)
+    ap.add_argument("--sft-scheduler", default="constant", choices=["constant", "cosine", "linear"])
+    ap.add_argument("--sft-warmup", type=float, default=0.0, help="SFT warm-up share of its steps")
+    ap.add_argument("--short-clips", type=int, nargs="*", default=list(READING_SETTING["short_clips"]),
+                    help="durations (s) of short SFT clips; none: 12 s clips only")
+    ap.add_argument("--short-n", type=int, default=READING_SETTING["short_n"], help="short SFT clips per duration")
+    ap.add_argument("--sft-stop-at", type=float, default=READING_SETTING["sft_stop_at"],
+                    help="stop SFT at this check-split mIoU; <= 0: no check, run all SFT steps")
+    ap.add_argument("--sft-check", type=int, default=40, help="train clips carved off as SFT's check split")
+    ap.add_argument("--sft-check-every", type=int, default=20)
     ap.add_argument("--control", default=None, choices=["blank", "shuffled"], help="train on control videos")
     ap.add_argument("--no-flipped", action="store_true", help="skip the sign-flipped GRPO control")
     ap.add_argument("--out", default=None, help="JSON results file (default: ROOT/results.json)")
@@ -47,7 +62,11 @@ def main() -> None:
     for seed in args.seeds:
         r = run_pixel_learning(root / f"seed{seed}", seed=seed, arch=args.arch, sft_steps=args.sft_steps,
                                grpo_steps=args.grpo_steps, grpo_lr=args.grpo_lr, control=args.control,
-                               flipped=not args.no_flipped, model_seed=args.model_seed)
+                               flipped=not args.no_flipped, model_seed=args.model_seed, preset=args.preset,
+                               sft_lr=args.sft_lr, short_clips=tuple(args.short_clips), short_n=args.short_n,
+                               sft_overrides={"lr_scheduler": args.sft_scheduler, "warmup_ratio": args.sft_warmup},
+                               sft_stop_at=args.sft_stop_at if args.sft_stop_at > 0 else None, sft_check=args.sft_check,
+                               sft_check_every=args.sft_check_every)
         print(summary(r), flush=True)
         runs.append({k: v for k, v in r.items() if not k.endswith("_train_iou")})
     keys = ["constant", "constant_oracle", "blank", "shuffled"]

@@ -36,3 +36,18 @@ def test_plot_writes_pngs_of_a_run(tmp_path):
     assert names == ["grpo_eval_temporal_grounding.png", "grpo_kl.png", "grpo_overview.png", "grpo_phase_times.png",
                      "grpo_rewards.png"]
     assert all((tmp_path / "plots" / n).stat().st_size > 1000 for n in names)
+
+
+def test_stop_when_ends_the_run_after_the_first_evaluation_reaching_it(tmp_path):
+    setup = make_tiny_setup(tmp_path)
+    steps = {}
+    for name, threshold in (("reached", 0.0), ("never", 2.0)):  # mIoU is in [0, 1]: 0.0 is reached, 2.0 never
+        recipe = write_recipe(tmp_path / f"{name}.yaml", setup, tmp_path / name, {
+            "trainer": {"algorithm": "sft", "micro_batch_size_per_device": 4, "eval_steps": 2,
+                        "stop_when": {"eval/temporal_grounding/mIoU": threshold}},
+            "hooks": [{"name": "eval_grounding"}],
+            "sft": {"steps": 6, "lr": 3.0e-3, "global_samples_per_step": 4}})
+        final = run_sft(str(recipe))
+        assert (final / "model.safetensors").is_file()
+        steps[name] = [json.loads(line)["step"] for line in open(tmp_path / name / "metrics.jsonl") if '"loss"' in line]
+    assert steps == {"reached": [1, 2], "never": [1, 2, 3, 4, 5, 6]}

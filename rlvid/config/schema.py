@@ -167,6 +167,9 @@ class TrainerConfig:
     logging_steps: int = 1
     save_steps: int = 0  # checkpoint every N steps; 0 = only at the end
     eval_steps: int = 0  # evaluate every N steps; 0 = after each epoch
+    # early stop: end the run (saving the model as final) after the first evaluation where every named metric
+    # reaches its value, e.g. {"eval/temporal_grounding/mIoU": 0.2}; {} = run all steps
+    stop_when: dict[str, float] = field(default_factory=dict)
     resume: str = "none"  # none | auto (latest checkpoint in output_dir) | path to a checkpoint
     overwrite_output_dir: bool = False  # start over in a folder holding another run (its files are deleted)
     allow_changed_settings: bool = False  # resume even though the run's fingerprint changed (docs/reliability.md)

@@ -47,7 +47,9 @@ CHAT_TEMPLATE = (
 @dataclass(frozen=True)
 class Preset:
     """Sizes of the random model. `tiny` is for tests; `tiny32` is `tiny` with text head_dim 32, the smallest
-    vLLM's CPU attention takes (it has no kernel for `tiny`'s 16); `mid` (hidden 512, 8 layers) for benchmarks."""
+    vLLM's CPU attention takes (it has no kernel for `tiny`'s 16); `mid` (hidden 512, 8 layers) for benchmarks;
+    `reader` (hidden 128, 4 layers, head_dim 32) for the flash-grounding learning test, whose "find the bright
+    patch, copy the time written before it" needs more width and depth than `tiny` to be learnt early."""
 
     hidden: int
     layers: int
@@ -65,6 +67,7 @@ PRESETS = {
     "tiny": Preset(64, 2, 4, 2, 128, 32, 2, 2, 64, 1024),
     "tiny32": Preset(64, 2, 2, 1, 128, 32, 2, 2, 64, 1024),
     "mid": Preset(512, 8, 8, 4, 1408, 256, 4, 4, 1024, 4096),
+    "reader": Preset(128, 4, 4, 2, 256, 32, 2, 2, 64, 1024),
 }
 
 

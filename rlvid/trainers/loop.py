@@ -315,7 +315,8 @@ class Trainer:
                     saved = self.maybe_save()
                     stopping = reduce_max(acc, float(stop.signum or 0))
                     if not stopping:
-                        self.maybe_evaluate(run_log)
+                        if self.reached_stop_when(self.maybe_evaluate(run_log)):
+                            break
                     else:
                         self.stop_after_signal(int(stopping), saved)
         finally:
@@ -372,6 +373,17 @@ class Trainer:
                 console.write(format_eval_table(shown, f"{self.stage} eval at step {self.step}"))
         self.accelerator.wait_for_everyone()
         return metrics
+
+    def reached_stop_when(self, metrics: dict[str, float]) -> bool:
+        """True (on every process) when this step's evaluation reached every `trainer.stop_when` threshold."""
+        wanted = self.recipe.trainer.stop_when
+        if not wanted:
+            return False
+        reached = bool(metrics) and all(k in metrics and metrics[k] >= v for k, v in wanted.items())
+        if reduce_max(self.accelerator, float(reached)) <= 0:
+            return False
+        logger.info("trainer.stop_when %s reached at step %d/%d: stopping early", wanted, self.step, self.total_steps)
+        return True
 
     def maybe_save(self) -> Path | None:
         """Checkpoint every `save_steps` and at the last step; returns the folder when one was written."""
