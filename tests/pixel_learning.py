@@ -24,7 +24,7 @@ from rlvid.data.video_controls import write_control_set
 from rlvid.eval.constant_baseline import best_constant_interval, constant_miou
 
 MIOU = "eval/temporal_grounding/mIoU"
-# 24 frames = 12 temporal patches of 2 frames, each 1568 px -> 2 visual tokens (Qwen3-VL) per patch.
+# 24 frames = 12 temporal patches of 2 frames; 64x48 frames resize to 32x32 (<= 1568 px) -> 1 visual token per patch.
 FLASH_VIDEO = {"fps": 2.0, "min_frames": 4, "max_frames": 24, "total_pixels": 24 * 1568,
                "min_pixels_per_frame": 1568, "max_pixels_per_frame": 1568}
 # IoU scored as the standard evaluation scores it (docs/fidelity.md): reversed or out-of-video answers earn 0.
