@@ -30,8 +30,8 @@ from rlvid.rollout.streaming import (
     StreamTrajectory,
     allowed_logits,
     stream_chunks,
-    stream_rollouts,
 )
+from rlvid.rollout.streaming_batched import rollouts_for
 from rlvid.trainers.stream_credit import decision_starts, reward_to_go, tree_advantages
 
 
@@ -128,10 +128,8 @@ class StreamingGRPOTrainer:
 
     def rollouts(self, clips: Sequence, n: int, sampling: StreamSampling) -> list[StreamTrajectory]:
         self.model.eval()
-        out = []
-        for clip in clips:
-            out += stream_rollouts(self.model, clip.sample.question, self.chunks_of(clip), n, sampling, self.generator)
-        return out
+        return rollouts_for(self.model, [clip.sample.question for clip in clips],
+                            [self.chunks_of(clip) for clip in clips], n, sampling, self.generator)
 
     def chunks_of(self, clip) -> list:
         return stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
