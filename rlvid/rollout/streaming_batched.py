@@ -35,6 +35,7 @@ from rlvid.rollout.streaming import (
     StreamTrajectory,
     allowed_logits,
     chunk_ids,
+    greedy_choice,
     stream_rollouts,
 )
 
@@ -147,7 +148,7 @@ def _decide_step(batch: _Batch, trajs: list[StreamTrajectory], streams, c: int, 
         logits = batch.logits[r].float()
         logp = torch.log_softmax(allowed_logits(logits, vocab), -1)
         if sampling.temperature == 0:
-            picks = [int(logp.argmax())] * len(row.members)
+            picks = [greedy_choice(logp, vocab, not row.words)] * len(row.members)
         else:
             probs = torch.softmax(allowed_logits(logits / sampling.temperature, vocab), -1)
             picks = torch.multinomial(probs, len(row.members), replacement=True, generator=generator).tolist()
