@@ -26,17 +26,8 @@ import torch
 from rewards import compose_rewards
 from rlvid.app.stream_recipe import load_stream_recipe
 from rlvid.app.streaming import grpo_config, stream_clips, warm_started_model
-from rlvid.data.stream_transcript import StreamResponse, format_transcript
-from rlvid.eval.streaming_metrics import streaming_metrics
+from rlvid.eval.streaming_baselines import fixed_policy_metrics
 from rlvid.trainers.streaming_grpo import StreamingGRPOTrainer
-
-
-def fixed_policies(held_out, chunk_seconds: float) -> dict[str, dict[str, float]]:
-    """Metrics of speaking the first event's content after every chunk, and of never speaking."""
-    spam = [format_transcript([StreamResponse(round((k + 1) * chunk_seconds, 3), c.sample.stream_events[0].content)
-                               for k in range(round(c.sample.duration / chunk_seconds))]) for c in held_out]
-    samples = [c.sample for c in held_out]
-    return {"spam": streaming_metrics(spam, samples), "silence": streaming_metrics([""] * len(samples), samples)}
 
 
 def run_seed(recipe, seed: int, verbose: bool, runs: tuple[str, ...] = ("grpo", "control")) -> dict:
@@ -46,7 +37,7 @@ def run_seed(recipe, seed: int, verbose: bool, runs: tuple[str, ...] = ("grpo", 
     t0 = time.time()
     sft = warm_started_model(recipe, train, held_out)
     config = grpo_config(recipe)
-    out = {"sft_seconds": round(time.time() - t0, 1), **fixed_policies(held_out, config.stream_chunk_seconds)}
+    out = {"sft_seconds": round(time.time() - t0, 1), **fixed_policy_metrics(held_out, config.stream_chunk_seconds)}
     out["sft"] = StreamingGRPOTrainer(sft, train, compose_rewards(recipe.rewards), config).evaluate(held_out)
     for name, sign in (("grpo", 1.0), ("control", -1.0)):
         if name not in runs:
