@@ -57,6 +57,22 @@ def run_seed(recipe, seed: int, verbose: bool, runs: tuple[str, ...] = ("grpo", 
     return out
 
 
+def markdown_table(seeds: dict) -> str:
+    """One row per seed and model: held-out greedy timing metrics (the table of docs/streaming.md, Evidence)."""
+    rows = ["| seed | model | timing F1 | precision | recall | mean delay (s) | content | responses / stream |",
+            "|---|---|---|---|---|---|---|---|"]
+    names = {"sft": "warm start", "grpo": "GRPO", "control": "control (sign-flipped)", "spam": "spam",
+             "silence": "silence"}
+    for seed, out in seeds.items():
+        for key, name in names.items():
+            if key in out:
+                m = out[key]
+                rows.append(f"| {seed} | {name} | {m['timing_f1']:.2f} | {m['timing_precision']:.2f} | "
+                            f"{m['timing_recall']:.2f} | {m['mean_delay']:.2f} | {m['content']:.2f} | "
+                            f"{m['responses_per_stream']:.2f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default="recipes/grpo_streaming.yaml")
@@ -73,6 +89,7 @@ def main() -> None:
     result = {"recipe": recipe.to_dict(), "seeds": seeds}
     text = json.dumps(result, indent=1)
     print(text)
+    print(markdown_table(seeds))
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
