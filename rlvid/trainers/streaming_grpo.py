@@ -1,9 +1,11 @@
 """GRPO over whole streaming trajectories.
 
-One step: for each stream of the batch, G trajectories from `stream_rollouts` (shared KV cache,
-see rlvid/rollout/streaming.py); their transcripts are scored by the recipe's rewards through
-`rewards.score` (`stream_timing`, `stream_content`, ...); advantages per group of G
-(`algos.compute_advantages`); then one forward per trajectory batch recomputes the log-probs and
+One step: for each stream of the batch, G trajectories (shared KV cache, see
+rlvid/rollout/streaming.py; all streams in one batched rollout when the model has
+`forward_batch`, rlvid/rollout/streaming_batched.py); their transcripts are scored by the
+recipe's rewards through `rewards.score` (`stream_timing`, `stream_content`, ...); advantages per
+decision (trainers/stream_credit.py) or per group of G (`algos.compute_advantages`); then one
+forward per trajectory batch recomputes the log-probs and
 the clipped policy loss (`algos.compute_policy_loss`) is taken over the policy's own tokens only:
 its silence decisions and its responses, never the frames, time labels or question
 (`StreamTrajectory.policy_mask`). Each batch of rollouts is used for one update, so the old
