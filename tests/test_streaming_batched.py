@@ -2,6 +2,7 @@
 
 import torch
 
+from rlvid.app.streaming import words_of
 from rlvid.data.synthetic_streaming import make_stream_clips
 from rlvid.models.stream_lm import StreamVocab, TinyStreamLM
 from rlvid.rollout.streaming import StreamSampling, allowed_logits, stream_chunks, stream_rollouts
@@ -10,10 +11,10 @@ from rlvid.rollout.streaming_batched import batched_stream_rollouts, rollouts_fo
 WORDS = "tell me when the red circle appears".split()
 
 
-def _setup(n_streams=3, seed=0):
-    vocab = StreamVocab(WORDS, max_chunks=8)
+def _setup(n_streams=3, seed=0, kinds=("alert",)):
+    clips = make_stream_clips(n_streams, kinds, seed=seed)
+    vocab = StreamVocab(WORDS if kinds == ("alert",) else words_of(clips), max_chunks=8)
     model = TinyStreamLM(vocab, seed=seed).eval()
-    clips = make_stream_clips(n_streams, ("alert",), seed=seed)
     streams = [stream_chunks(torch.as_tensor(c.frames), c.fps, 1.0) for c in clips]
     return model, [c.sample.question for c in clips], streams
 
@@ -53,10 +54,11 @@ def test_batched_log_probs_equal_a_full_recompute():
 
 
 def test_greedy_batched_equals_per_branch_and_a_forward_only_model_still_works():
-    model, questions, streams = _setup(4, seed=2)
+    model, questions, streams = _setup(6, seed=2, kinds=("alert", "narration", "magqa"))  # rows of unequal lengths
     batched = batched_stream_rollouts(model, questions, streams, 1, StreamSampling(0.0, 3))
     single = [t for q, s in zip(questions, streams, strict=True) for t in stream_rollouts(model, q, s, 1,
                                                                                           StreamSampling(0.0, 3))]
+    assert len({len(t.ids) for t in batched}) > 1  # the rows did hold different numbers of tokens
     assert [t.ids for t in batched] == [t.ids for t in single]
     assert [t.transcript for t in batched] == [t.transcript for t in single]
 
