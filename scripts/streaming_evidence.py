@@ -30,7 +30,7 @@ from rlvid.eval.streaming_baselines import fixed_policy_metrics
 from rlvid.trainers.streaming_grpo import StreamingGRPOTrainer
 
 
-def run_seed(recipe, seed: int, verbose: bool, runs: tuple[str, ...] = ("grpo", "control")) -> dict:
+def run_seed(recipe, seed: int, verbose: bool, runs: tuple[str, ...] = ("grpo", "control"), curve: int = 0) -> dict:
     recipe = copy.deepcopy(recipe)
     recipe.streaming.seed = recipe.data.seed = seed
     train, held_out = stream_clips(recipe)
@@ -45,12 +45,16 @@ def run_seed(recipe, seed: int, verbose: bool, runs: tuple[str, ...] = ("grpo", 
         specs = [dict(s, weight=sign * float(s.get("weight", 1.0))) for s in recipe.rewards]
         trainer = StreamingGRPOTrainer(copy.deepcopy(sft), train, compose_rewards(specs), config)
         t0 = time.time()
-        history = []
+        history, f1_curve = [], []
         for step in range(recipe.streaming.steps):
             history.append(trainer.train_step(step))
             if verbose:
                 print(seed, name, step, {k: round(v, 3) for k, v in history[-1].items()}, flush=True)
+            if curve and (step + 1) % curve == 0:  # greedy evaluation draws no random numbers: training is unchanged
+                f1_curve.append((step + 1, round(trainer.evaluate(held_out)["timing_f1"], 3)))
         out[name] = trainer.evaluate(held_out)
+        if curve:
+            out[name]["held_out_f1_curve"] = f1_curve
         out[name]["train_reward_first5"] = sum(h["reward"] for h in history[:5]) / 5
         out[name]["train_reward_last5"] = sum(h["reward"] for h in history[-5:]) / 5
         out[name]["seconds"] = round(time.time() - t0, 1)
@@ -80,12 +84,13 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", nargs="+", default=["grpo", "control"], choices=["grpo", "control"])
+    p.add_argument("--curve", type=int, default=0, help="also held-out greedy F1 every N steps (0: only at the end)")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     recipe = load_stream_recipe(args.recipe, args.set)
-    seeds = {s: run_seed(recipe, s, args.verbose, tuple(args.runs)) for s in args.seeds}
+    seeds = {s: run_seed(recipe, s, args.verbose, tuple(args.runs), args.curve) for s in args.seeds}
     result = {"recipe": recipe.to_dict(), "seeds": seeds}
     text = json.dumps(result, indent=1)
     print(text)
