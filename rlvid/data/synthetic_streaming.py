@@ -28,6 +28,7 @@ from rlvid.data.synthetic import encode_mp4
 STREAM_KINDS = ("alert", "narration", "magqa")
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (230, 210, 40)}
 SHAPES = ("circle", "square")
+SHAPE_SIZE = 0.3  # radius / frame side: 10 pixels of 32, a cue that survives 4x4 pooling (docs/streaming.md)
 BACKGROUND = 110
 
 
@@ -50,22 +51,29 @@ class _Shape:
 
 
 def make_stream_clips(n: int, kinds: tuple[str, ...] = ("alert",), *, seed: int = 0, num_chunks: int = 8,
-                      chunk_seconds: float = 1.0, fps: float = 2.0, size: int = 32) -> list[StreamClip]:
-    """`n` clips cycling over `kinds`, each `num_chunks * chunk_seconds` long; deterministic in `seed`."""
+                      chunk_seconds: float = 1.0, fps: float = 2.0, size: int = 32,
+                      shape_size: float = SHAPE_SIZE) -> list[StreamClip]:
+    """`n` clips cycling over `kinds`, each `num_chunks * chunk_seconds` long; deterministic in `seed`.
+
+    `shape_size` is a shape's radius (half its side) as a fraction of the frame's side.
+    """
     unknown = [k for k in kinds if k not in STREAM_KINDS]
     if unknown or not kinds:
         raise ValueError(f"unknown streaming kind(s) {unknown}; known: {list(STREAM_KINDS)}")
     per_chunk = round(chunk_seconds * fps)
     if per_chunk < 1 or abs(per_chunk - chunk_seconds * fps) > 1e-6:
         raise ValueError(f"chunk_seconds * fps must be a whole number of frames, got {chunk_seconds} * {fps}")
+    if not 0 < shape_size <= 0.5:
+        raise ValueError(f"shape_size must be in (0, 0.5], got {shape_size}")
     if num_chunks < 3:
         raise ValueError(f"num_chunks must be >= 3, got {num_chunks}")
     rng = np.random.default_rng(seed)
+    radius = max(1, round(size * shape_size))
     clips = []
     for i in range(n):
         kind = kinds[i % len(kinds)]
-        shapes, question, events, task_fields = _KIND[kind](rng, num_chunks, per_chunk, size)
-        frames = _render(shapes, num_chunks * per_chunk, size)
+        shapes, question, events, task_fields = _KIND[kind](rng, num_chunks, per_chunk, size, radius)
+        frames = _render(shapes, num_chunks * per_chunk, size, radius)
         duration = num_chunks * chunk_seconds
         stream = [StreamEvent(round(f / fps, 3), c) for f, c in events]
         sample = Sample(f"stream_{kind}_{seed}_{i}", f"stream_{kind}_{seed}_{i}.mp4", duration, question=question,
@@ -86,28 +94,29 @@ def write_streaming_data(out_dir: str | Path, clips: list[StreamClip], split: st
     return path
 
 
-def _alert(rng: np.random.Generator, num_chunks: int, per_chunk: int, size: int):
+def _alert(rng: np.random.Generator, num_chunks: int, per_chunk: int, size: int, r: int):
     appear = int(rng.integers(1, num_chunks)) * per_chunk  # never in the first chunk
     total = num_chunks * per_chunk
-    shapes = [_Shape("red", "circle", appear, total, _xy(rng, size))]
+    shapes = [_Shape("red", "circle", appear, total, _xy(rng, size, r))]
     for _ in range(int(rng.integers(0, 3))):  # distractors come and go
         colour, shape = _distractor(rng)
         start = int(rng.integers(0, total - 1))
-        shapes.append(_Shape(colour, shape, start, int(rng.integers(start + 1, total + 1)), _xy(rng, size)))
+        shapes.append(_Shape(colour, shape, start, int(rng.integers(start + 1, total + 1)), _xy(rng, size, r)))
 
     def fields(fps):
         return {"task": "open_qa", "answer": "red circle"}
 
+    shapes.append(shapes.pop(0))  # drawn last: no distractor hides the circle the question is about
     return shapes, "Tell me when the red circle appears.", [(appear, "red circle")], fields
 
 
-def _narration(rng: np.random.Generator, num_chunks: int, per_chunk: int, size: int):
+def _narration(rng: np.random.Generator, num_chunks: int, per_chunk: int, size: int, r: int):
     shapes, events, chunk = [], [], 0
     while chunk < num_chunks - 1:
         length = int(rng.integers(1, 3))
         end = min(chunk + length, num_chunks)
         colour, shape = _pick(rng, list(COLOURS)), _pick(rng, SHAPES)
-        shapes.append(_Shape(colour, shape, chunk * per_chunk, end * per_chunk, _xy(rng, size)))
+        shapes.append(_Shape(colour, shape, chunk * per_chunk, end * per_chunk, _xy(rng, size, r)))
         events.append((end * per_chunk, f"{colour} {shape}"))
         chunk = end + int(rng.integers(0, 2))
     spans = [(s.first, s.stop, f"{s.colour} {s.shape}") for s in shapes]
@@ -120,14 +129,14 @@ def _narration(rng: np.random.Generator, num_chunks: int, per_chunk: int, size: 
     return shapes, "Describe each shape when it disappears.", events, fields
 
 
-def _magqa(rng: np.random.Generator, num_chunks: int, per_chunk: int, size: int):
+def _magqa(rng: np.random.Generator, num_chunks: int, per_chunk: int, size: int, r: int):
     n_answers = int(rng.integers(2, 4))
     starts = sorted(rng.choice(np.arange(1, num_chunks), size=n_answers - 1, replace=False).tolist())
     bounds = [0, *starts, num_chunks]
     colours = [_pick(rng, list(COLOURS))]
     while len(colours) < n_answers:
         colours.append(_pick(rng, [c for c in COLOURS if c != colours[-1]]))
-    xy = _xy(rng, size)
+    xy = _xy(rng, size, r)
     spans = zip(colours, bounds[:-1], bounds[1:], strict=True)
     shapes = [_Shape(c, "circle", a * per_chunk, b * per_chunk, xy) for c, a, b in spans]
     events = [(a * per_chunk, c) for c, a in zip(colours, bounds[:-1], strict=True)]
@@ -141,9 +150,9 @@ def _magqa(rng: np.random.Generator, num_chunks: int, per_chunk: int, size: int)
 _KIND = {"alert": _alert, "narration": _narration, "magqa": _magqa}
 
 
-def _render(shapes: list[_Shape], total: int, size: int) -> np.ndarray:
+def _render(shapes: list[_Shape], total: int, size: int, r: int) -> np.ndarray:
+    """Frames with `shapes` drawn in order (a later shape covers an earlier one)."""
     frames = np.full((total, size, size, 3), BACKGROUND, dtype=np.uint8)
-    r = size // 6
     yy, xx = np.mgrid[-r:r, -r:r]
     masks = {"circle": (yy**2 + xx**2) < r * r, "square": np.ones((2 * r, 2 * r), dtype=bool)}
     for s in shapes:
@@ -153,8 +162,7 @@ def _render(shapes: list[_Shape], total: int, size: int) -> np.ndarray:
     return frames
 
 
-def _xy(rng: np.random.Generator, size: int) -> tuple[int, int]:
-    r = size // 6
+def _xy(rng: np.random.Generator, size: int, r: int) -> tuple[int, int]:
     return int(rng.integers(r, size - r)), int(rng.integers(r, size - r))
 
 

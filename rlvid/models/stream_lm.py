@@ -101,6 +101,16 @@ class TinyStreamLM(nn.Module):
                       use_cache=past_key_values is not None or attention_mask is None)
         return out.logits, out.past_key_values
 
+    def forward_batch(self, embeds: torch.Tensor, past_key_values, attention_mask: torch.Tensor,
+                      position_ids: torch.Tensor):
+        """`forward` for rows of different lengths (rlvid/rollout/streaming_batched.py): `attention_mask`
+        [B, cached + L] marks the real slots, `position_ids` [B, L] place each row's new tokens;
+        `tokens_fed` counts the real new tokens only (padding is no position of any sequence)."""
+        self.tokens_fed += int(attention_mask[:, -embeds.shape[1]:].sum())
+        out = self.lm(inputs_embeds=embeds, past_key_values=past_key_values, attention_mask=attention_mask,
+                      position_ids=position_ids, use_cache=True)
+        return out.logits, out.past_key_values
+
 
 def save_stream_lm(model: TinyStreamLM, folder: str | Path, size: StreamLMSize = StreamLMSize()) -> Path:
     """The model's weights, vocabulary and size under `folder` (stream_lm.pt, stream_lm.json)."""

@@ -105,6 +105,24 @@ def allowed_logits(logits: torch.Tensor, vocab) -> torch.Tensor:
     return out
 
 
+def greedy_choice(logp: torch.Tensor, vocab, first: bool) -> int:
+    """The greedy token for next-token log-probs `logp` [V] (allowed tokens only).
+
+    At a decision's first token (`first`) the choice is the policy's two-level one (as the
+    trainer factors it, `factored_logprobs`): speak when P(a word) > P(`<silent>` or `<end>`),
+    then the likeliest word. A plain argmax over tokens would speak whenever one word beats
+    `<silent>` alone, even when staying quiet (`<silent>` + `<end>`) is more likely.
+    """
+    if not first:
+        return int(logp.argmax())
+    stops = logp[[vocab.silent, vocab.end]]
+    words = logp.clone()
+    words[[vocab.silent, vocab.end]] = float("-inf")
+    if torch.logsumexp(stops, 0) >= torch.logsumexp(words, 0):
+        return vocab.silent if stops[0] >= stops[1] else vocab.end
+    return int(words.argmax())
+
+
 @torch.no_grad()
 def stream_rollouts(model, question: str, chunks: list[StreamChunk], n: int, sampling: StreamSampling,
                     generator: torch.Generator | None = None) -> list[StreamTrajectory]:
@@ -141,7 +159,7 @@ def _decide(model, branch: _Branch, trajs: list[StreamTrajectory], now: float, s
     vocab = model.vocab
     logp = torch.log_softmax(allowed_logits(branch.logits.float(), vocab), -1)
     if sampling.temperature == 0:
-        picks = [int(logp.argmax())] * len(branch.members)
+        picks = [greedy_choice(logp, vocab, not branch.words)] * len(branch.members)
     else:
         probs = torch.softmax(allowed_logits(branch.logits.float() / sampling.temperature, vocab), -1)
         picks = torch.multinomial(probs, len(branch.members), replacement=True, generator=generator).tolist()

@@ -1,9 +1,11 @@
 """GRPO over whole streaming trajectories.
 
-One step: for each stream of the batch, G trajectories from `stream_rollouts` (shared KV cache,
-see rlvid/rollout/streaming.py); their transcripts are scored by the recipe's rewards through
-`rewards.score` (`stream_timing`, `stream_content`, ...); advantages per group of G
-(`algos.compute_advantages`); then one forward per trajectory batch recomputes the log-probs and
+One step: for each stream of the batch, G trajectories (shared KV cache, see
+rlvid/rollout/streaming.py; all streams in one batched rollout when the model has
+`forward_batch`, rlvid/rollout/streaming_batched.py); their transcripts are scored by the
+recipe's rewards through `rewards.score` (`stream_timing`, `stream_content`, ...); advantages per
+decision (trainers/stream_credit.py) or per group of G (`algos.compute_advantages`); then one
+forward per trajectory batch recomputes the log-probs and
 the clipped policy loss (`algos.compute_policy_loss`) is taken over the policy's own tokens only:
 its silence decisions and its responses, never the frames, time labels or question
 (`StreamTrajectory.policy_mask`). Each batch of rollouts is used for one update, so the old
@@ -31,8 +33,8 @@ from rlvid.rollout.streaming import (
     StreamTrajectory,
     allowed_logits,
     stream_chunks,
-    stream_rollouts,
 )
+from rlvid.rollout.streaming_batched import rollouts_for
 from rlvid.trainers.stream_credit import decision_starts, reward_to_go, tree_advantages
 
 
@@ -142,10 +144,8 @@ class StreamingGRPOTrainer:
 
     def rollouts(self, clips: Sequence, n: int, sampling: StreamSampling) -> list[StreamTrajectory]:
         self.model.eval()
-        out = []
-        for clip in clips:
-            out += stream_rollouts(self.model, clip.sample.question, self.chunks_of(clip), n, sampling, self.generator)
-        return out
+        return rollouts_for(self.model, [clip.sample.question for clip in clips],
+                            [self.chunks_of(clip) for clip in clips], n, sampling, self.generator)
 
     def chunks_of(self, clip) -> list:
         return stream_chunks(torch.as_tensor(clip.frames), clip.fps, self.config.stream_chunk_seconds)
@@ -158,10 +158,27 @@ class StreamingGRPOTrainer:
             start = (step * c.streams_per_step) % len(self.clips)
             clips = [self.clips[(start + i) % len(self.clips)] for i in range(c.streams_per_step)]
         trajs = self.rollouts(clips, c.num_generations, StreamSampling(c.temperature, c.max_response_tokens))
+        self.model.train()
+        loss, rewards, token_counts = self.policy_loss(clips, trajs)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        total = rewards.total
+        out = {"loss": float(loss.detach()), "reward": sum(total) / len(total),
+               "policy_tokens": token_counts,
+               "responses_per_stream": sum(len(t.responses) for t in trajs) / len(trajs)}
+        out.update({f"rewards/{k}": sum(v or 0.0 for v in vals) / len(vals) for k, vals in rewards.scores.items()})
+        sampled = self.metrics_of(trajs, [clip for clip in clips for _ in range(c.num_generations)])
+        out.update({f"sampled/{k}": v for k, v in sampled.items() if k in ("timing_f1", "timing_recall")})
+        return out
+
+    def policy_loss(self, clips: Sequence, trajs: Sequence[StreamTrajectory]):
+        """The GRPO loss of `trajs` (num_generations per clip, clip-major), their rewards (`rewards.score`) and
+        the policy tokens per trajectory."""
+        c = self.config
         samples = [clip.sample for clip in clips for _ in range(c.num_generations)]
         rewards = score(self.reward_set, samples, [t.transcript for t in trajs])
         total = torch.tensor(rewards.total, dtype=torch.float32)
-        self.model.train()
         length = max(len(t.ids) for t in trajs) - 1
         starts = decision_starts(trajs, self.model.vocab, length)
         decision, words, decision_mask, word_mask = factored_logprobs(self.model, trajs, starts)
@@ -175,18 +192,9 @@ class StreamingGRPOTrainer:
             advantages = compute_advantages(total, num_generations=c.num_generations, scale=c.adv_scale)
         logp, mask = torch.cat([decision, words], 1), torch.cat([decision_mask, word_mask], 1)
         chunks = max(len(self.chunks_of(clip)) for clip in clips)
-        loss, metrics = compute_policy_loss(logp, logp.detach(), advantages, mask, epsilon=c.epsilon,
-                                            loss_agg=c.loss_agg, max_completion_length=chunks)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        out = {"loss": float(loss.detach()), "reward": float(total.mean()),
-               "policy_tokens": float((decision_mask + word_mask).sum() / len(trajs)),
-               "responses_per_stream": sum(len(t.responses) for t in trajs) / len(trajs)}
-        out.update({f"rewards/{k}": sum(v or 0.0 for v in vals) / len(vals) for k, vals in rewards.scores.items()})
-        sampled = self.metrics_of(trajs, [clip for clip in clips for _ in range(c.num_generations)])
-        out.update({f"sampled/{k}": v for k, v in sampled.items() if k in ("timing_f1", "timing_recall")})
-        return out
+        loss, _ = compute_policy_loss(logp, logp.detach(), advantages, mask, epsilon=c.epsilon,
+                                      loss_agg=c.loss_agg, max_completion_length=chunks)
+        return loss, rewards, float((decision_mask + word_mask).sum() / len(trajs))
 
     def greedy_sampling(self) -> StreamSampling:
         return StreamSampling(0.0, self.config.max_response_tokens)
