@@ -2,7 +2,7 @@
 
 import torch
 
-from rlvid.app.streaming import words_of
+from rlvid.app.stream_compose import words_of
 from rlvid.data.synthetic_streaming import make_stream_clips
 from rlvid.models.stream_lm import StreamVocab, TinyStreamLM
 from rlvid.rollout.streaming import StreamSampling, allowed_logits, stream_chunks, stream_rollouts
