@@ -28,6 +28,7 @@ from rlvid.data.recipe_data import load_split
 from rlvid.data.stream_clips import clips_from_samples
 from rlvid.data.synthetic_streaming import StreamClip, make_stream_clips
 from rlvid.models.stream_lm import StreamVocab, TinyStreamLM, load_stream_lm
+from rlvid.policy.stream_vl import QwenVLStream
 from rlvid.rollout.stream_policy import StreamPolicy
 from rlvid.rollout.streaming import StreamSampling
 from rlvid.trainers.checkpoint import COMPLETE
@@ -51,8 +52,9 @@ def stream_clips(recipe, split: str, base_dir: str | Path | None = None) -> list
         raise ValueError(f"streaming runs have the splits {list(SPLITS)} (streaming.synthetic), not {split!r}")
     syn = recipe.streaming.synthetic
     n, seed = (syn.train, syn.seed) if split == "train" else (syn.val, syn.seed + 1000)
+    fps = {"fps": recipe.data.video.fps} if recipe.streaming.model == "qwen_vl" else {}  # the tiny LM's: 2
     return make_stream_clips(n, tuple(syn.kinds), seed=seed, num_chunks=syn.chunks,
-                             chunk_seconds=recipe.data.video.stream_chunk_seconds)
+                             chunk_seconds=recipe.data.video.stream_chunk_seconds, **fps)
 
 
 def words_of(clips: list[StreamClip]) -> list[str]:
@@ -61,9 +63,12 @@ def words_of(clips: list[StreamClip]) -> list[str]:
     return sorted(set(text.lower().replace(".", " ").replace("?", " ").replace(",", " ").split()))
 
 
-def stream_model(recipe, model_path: str | Path | None = None, clips: list[StreamClip] | None = None) -> TinyStreamLM:
-    """The streaming LM at `model_path` (or `model.path`), else a fresh one over the words and lengths of `clips`
-    (default: both splits' streams)."""
+def stream_model(recipe, model_path: str | Path | None = None,
+                 clips: list[StreamClip] | None = None) -> TinyStreamLM | QwenVLStream:
+    """`streaming.model` tiny_lm: the streaming LM at `model_path` (or `model.path`), else a fresh one over the
+    words and lengths of `clips` (default: both splits' streams). qwen_vl: `qwen_vl_stream`."""
+    if recipe.streaming.model == "qwen_vl":
+        return qwen_vl_stream(recipe, model_path)
     path = model_path or recipe.model.path
     if path:
         return load_stream_lm(path)
@@ -72,6 +77,27 @@ def stream_model(recipe, model_path: str | Path | None = None, clips: list[Strea
     vocab = StreamVocab(words_of(clips), max_chunks=max(math.ceil(c.sample.duration / seconds - 1e-6) for c in clips),
                         chunk_seconds=seconds)
     return TinyStreamLM(vocab, seed=recipe.trainer.seed)
+
+
+def qwen_vl_stream(recipe, model_path: str | Path | None = None) -> QwenVLStream:
+    """The Qwen-VL folder at `model_path` (a warm start's or run's final/, a checkpoint) or `model.path`, loaded as
+    the recipe's `model:` section says, streaming at `data.video.fps` with `trainer.reuse_vision` and
+    `streaming.drop_threshold`."""
+    v = recipe.data.video
+    frames = v.stream_chunk_seconds * v.fps
+    if abs(frames - round(frames)) > 1e-6 or round(frames) % 2:
+        raise RecipeError(f"'data.video.stream_chunk_seconds' {v.stream_chunk_seconds} x 'data.video.fps' {v.fps} "
+                          f"= {frames:g} frames per chunk; streaming.model qwen_vl needs whole temporal patches "
+                          "(an even number of frames)")
+    if v.token_drop.mode != "none":
+        raise RecipeError("'data.video.token_drop.mode' must be none with streaming.model qwen_vl "
+                          "(streaming drops tokens itself: streaming.drop_threshold)")
+    path = model_path or recipe.model.path
+    if not path:
+        raise RecipeError("'model.path' must name the Qwen-VL model folder (or hub id) with streaming.model qwen_vl")
+    return QwenVLStream.from_pretrained(str(path), fps=v.fps, model_config=recipe.model,
+                                        reuse_vision=recipe.trainer.reuse_vision,
+                                        drop_threshold=recipe.streaming.drop_threshold)
 
 
 def stream_policy(recipe, model: torch.nn.Module) -> StreamPolicy:

@@ -257,6 +257,8 @@ class StreamingConfig:
     word_rewards: list[str] = field(default_factory=lambda: ["stream_content"])  # labels that value a response's words
     sft_times: Literal["random", "end"] = "random"  # when the warm start's targets speak (never the due time)
     tolerance: float = 1.0  # evaluation: seconds after an event's due time a response still counts as on time
+    model: Literal["tiny_lm", "qwen_vl"] = "tiny_lm"  # qwen_vl: model.path through QwenVLStream (policy/stream_vl.py)
+    drop_threshold: float | None = None  # qwen_vl: DTD, drop visual tokens that moved less than this (0-1 scale)
     synthetic: StreamSyntheticConfig = field(default_factory=StreamSyntheticConfig)
 
 
