@@ -101,3 +101,15 @@ def test_streaming_options_reach_the_qwen_vl_stream(vl_models, tmp_path):
     assert stream.drop is not None and stream.vision.reuse is False and stream.vocab.fps == 4.0
     assert stream_clips(recipe, "train")[0].fps == 4.0  # the synthetic streams are drawn at the model's fps
     assert stream_model(load_recipe(RECIPE, _overrides(vl_models, "qwen2_5_vl", tmp_path))).drop is None
+
+
+def test_streaming_mdpo_runs_on_qwen_vl_from_the_recipe(vl_models, tmp_path, one_thread):
+    out = tmp_path / "mdpo"
+    final = run_train(str(RECIPE), _overrides(
+        vl_models, "qwen3_vl", out, "trainer.max_steps=2", "sft.steps=0", "trainer.algorithm=mdpo",
+        "mdpo.num_samples=8", "rollout.temperature=3.0", "mdpo.min_gap=0.0", "mdpo.pairs_per_step=2",
+        "streaming.synthetic.train=4", "streaming.synthetic.chunks=4"))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r.get("stage") == "mdpo" and "loss" in r] == [1, 2]
+    trained, start = _weights(final), _weights(vl_models["qwen3_vl"])
+    assert any(not torch.equal(trained[k], start[k]) for k in start)
