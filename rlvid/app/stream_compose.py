@@ -3,7 +3,8 @@
 As `rlvid/app/compose.py` does for the VL policy, this is the one place that reads a streaming
 recipe to build a run's parts: the streams of each split (`data.train` / `data.val` when set:
 samples with `stream_events` and their videos at `data.video.fps`; else `streaming.synthetic`), the
-tiny streaming LM (fresh, or loaded from `model.path` / the warm start's final/), the
+model (`streaming.model`: the tiny streaming LM, fresh or loaded from `model.path` / the warm start's
+final/; or `QwenVLStream` over the Qwen-VL folder there), the
 `StreamPolicy`, rewards and hooks, and the loop trainers (trainers/streaming_loop.py,
 trainers/mdpo/stream_trainer.py). Recipe keys map onto the shared ones: `rollout.num_generations`
 (G), `trainer.global_prompts_per_step` (streams per step), `trainer.lr`, `rollout.temperature`,

@@ -249,7 +249,8 @@ class StreamSyntheticConfig:
 class StreamingConfig:
     """Streaming RL (docs/streaming.md): after each chunk of `data.video.stream_chunk_seconds` the policy stays
     silent or speaks. With `enabled`, `trainer.algorithm` grpo / mdpo runs on streaming rollouts of the tiny
-    streaming LM (rlvid.models.stream_lm) over `synthetic` streams; `sft.steps` is its warm start."""
+    streaming LM (rlvid.models.stream_lm), or of `model.path` with `model: qwen_vl`, over `synthetic` streams
+    (or data files with stream_events); `sft.steps` is its warm start."""
 
     enabled: bool = False
     max_response_tokens: int = 3  # words per response (then `<end>` is forced)
