@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from rlvid.app.eval import run_eval
@@ -44,6 +45,8 @@ def test_rlvid_train_and_eval_run_a_streaming_recipe_on_qwen_vl(vl_models, arch,
     warm = out / "sft" / "final"
     assert (warm / "config.json").is_file() and any(not torch.equal(_weights(warm)[k], start[k]) for k in start)
     last = out / "checkpoints" / "step-000002"
+    with safe_open(last / "model.safetensors", "pt") as f:  # the HF model's own names (any loader reads them)
+        assert set(f.keys()) <= set(trained) and "model.model.language_model.norm.weight" not in f.keys()
     for k, v in _weights(last).items():  # a checkpoint loads with from_pretrained, the final weights
         assert torch.equal(v, trained[k]), k
 
