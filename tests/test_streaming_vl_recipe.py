@@ -116,3 +116,19 @@ def test_streaming_mdpo_runs_on_qwen_vl_from_the_recipe(vl_models, tmp_path, one
     assert [r["step"] for r in rows if r.get("stage") == "mdpo" and "loss" in r] == [1, 2]
     trained, start = _weights(final), _weights(vl_models["qwen3_vl"])
     assert any(not torch.equal(trained[k], start[k]) for k in start)
+
+
+def test_qwen_vl_streams_from_data_files_are_decoded_at_a_vl_frame_size(tmp_path):
+    from rlvid.app.stream_compose import stream_clips
+    from rlvid.data.synthetic_streaming import make_stream_clips, write_streaming_data
+
+    data = tmp_path / "data"
+    write_streaming_data(data, make_stream_clips(2, ("alert",), seed=3, num_chunks=3), "train")
+    files = [f"data.train={data / 'train.jsonl'}", "model.path=x"]
+    tiny = stream_clips(load_recipe(RECIPE, files), "train")[0].frames
+    vl = stream_clips(load_recipe(RECIPE, [*files, "streaming.model=qwen_vl"]), "train")[0].frames
+    capped = stream_clips(load_recipe(RECIPE, [*files, "streaming.model=qwen_vl",
+                                               "data.video.max_pixels_per_frame=4096"]), "train")[0].frames
+    assert tiny.shape[1] * tiny.shape[2] == 32 * 32
+    assert abs(vl.shape[1] * vl.shape[2] - 2048 * 28 * 28 // 64) < 0.1 * 25088  # total_pixels / max_frames
+    assert capped.shape[1:3] == (64, 64) and vl.shape[0] == tiny.shape[0] == 6

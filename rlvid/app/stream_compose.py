@@ -48,7 +48,8 @@ def stream_clips(recipe, split: str, base_dir: str | Path | None = None) -> list
     """The streams of `split`: the samples of `data.<split>` when it is set (decoded at `data.video.fps`), else
     the synthetic ones: train (streaming.synthetic.seed) or val (seed + 1000)."""
     if split in ("train", "val", "test") and getattr(recipe.data, split):
-        return clips_from_samples(load_split(recipe, split, base_dir), recipe.data.video.fps)
+        return clips_from_samples(load_split(recipe, split, base_dir), recipe.data.video.fps,
+                                  **stream_frame_pixels(recipe))
     if split not in SPLITS:
         raise ValueError(f"streaming runs have the splits {list(SPLITS)} (streaming.synthetic), not {split!r}")
     syn = recipe.streaming.synthetic
@@ -56,6 +57,15 @@ def stream_clips(recipe, split: str, base_dir: str | Path | None = None) -> list
     fps = {"fps": recipe.data.video.fps} if recipe.streaming.model == "qwen_vl" else {}  # the tiny LM's: 2
     return make_stream_clips(n, tuple(syn.kinds), seed=seed, num_chunks=syn.chunks,
                              chunk_seconds=recipe.data.video.stream_chunk_seconds, **fps)
+
+
+def stream_frame_pixels(recipe) -> dict[str, int]:
+    """Pixels per decoded frame of a data file's stream: the tiny LM's default (32 x 32, it pools to 4 x 4), or
+    for Qwen-VL `data.video.max_pixels_per_frame`, else a clip's per-frame share (`total_pixels / max_frames`)."""
+    if recipe.streaming.model != "qwen_vl":
+        return {}
+    v = recipe.data.video
+    return {"frame_pixels": v.max_pixels_per_frame or v.total_pixels // v.max_frames}
 
 
 def words_of(clips: list[StreamClip]) -> list[str]:
