@@ -1,8 +1,9 @@
 """`streaming.model: qwen_vl`: `rlvid train` / `rlvid eval` run a streaming recipe on a tiny Qwen-VL policy.
 
-The warm start and GRPO go through the shared loop; checkpoints and final/ are Hugging Face folders that
-`from_pretrained` loads (and `QwenVLStream.from_pretrained` streams from); resuming a stopped run ends where an
-uninterrupted one does; bad combinations of keys are RecipeErrors naming the key.
+The warm start, GRPO and M-DPO go through the shared loop; checkpoints and final/ are Hugging Face folders
+that `from_pretrained` loads (and `QwenVLStream.from_pretrained` streams from); LoRA checkpoints export with
+`rlvid export`; a stopped run resumes to where an uninterrupted one ends; bad combinations of keys are
+RecipeErrors naming the key.
 """
 
 import json
@@ -132,3 +133,15 @@ def test_qwen_vl_streams_from_data_files_are_decoded_at_a_vl_frame_size(tmp_path
     assert tiny.shape[1] * tiny.shape[2] == 32 * 32
     assert abs(vl.shape[1] * vl.shape[2] - 2048 * 28 * 28 // 64) < 0.1 * 25088  # total_pixels / max_frames
     assert capped.shape[1:3] == (64, 64) and vl.shape[0] == tiny.shape[0] == 6
+
+
+def test_a_lora_qwen_vl_streaming_checkpoint_exports_to_the_final_model(vl_models, tmp_path, one_thread):
+    from rlvid.app.export import export_checkpoint
+
+    out = tmp_path / "lora"
+    lora = ["model.lora.enabled=true", "model.lora.r=4", "model.lora.alpha=8", "trainer.max_steps=1", "hooks=[]"]
+    final = run_train(str(RECIPE), _overrides(vl_models, "qwen3_vl", out, *lora))
+    exported = export_checkpoint(out / "checkpoints" / "step-000001", tmp_path / "exported", merge_lora=True)
+    merged, start = _weights(final), _weights(vl_models["qwen3_vl"])
+    assert any(not torch.equal(merged[k], start[k]) for k in start)  # final/ holds the adapters merged in
+    assert all(torch.allclose(v, merged[k], atol=1e-6) for k, v in _weights(exported).items())
