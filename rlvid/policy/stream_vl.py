@@ -19,6 +19,9 @@
   (`models/stream_token_drop.py`, TimeChat-Online's DTD): they stay in the token sequence, which
   keeps their positions, but are never fed; logits at their columns are zeros.
 
+The state dict is the wrapped Hugging Face model's, under its own names, so a training checkpoint's
+model.safetensors loads with `from_pretrained` and `rlvid export` (`streaming.model: qwen_vl` recipes).
+
 `tokens_fed` counts the positions computed (the KV cache's growth); `pop_stats` reports it with
 the vision reuse and token dropping counters.
 """
@@ -86,9 +89,10 @@ def _add_model_prefix(module, state_dict, prefix, local_metadata, strict, missin
 
 def _report_stripped_names(module, incompatible) -> None:
     """Missing / unexpected keys named as `state_dict()` names them (safetensors' `load_model` matches the two)."""
-    inner = module.__dict__.get("_load_prefix", "") + "model."
+    prefix = module.__dict__.get("_load_prefix", "")
+    inner = prefix + "model."
     for names in (incompatible.missing_keys, incompatible.unexpected_keys):
-        names[:] = [n[:len(inner) - 6] + n[len(inner):] if n.startswith(inner) else n for n in names]
+        names[:] = [prefix + n[len(inner):] if n.startswith(inner) else n for n in names]
 
 
 class QwenVLStream(nn.Module):
