@@ -3,7 +3,8 @@
 As `rlvid/app/compose.py` does for the VL policy, this is the one place that reads a streaming
 recipe to build a run's parts: the streams of each split (`data.train` / `data.val` when set:
 samples with `stream_events` and their videos at `data.video.fps`; else `streaming.synthetic`), the
-tiny streaming LM (fresh, or loaded from `model.path` / the warm start's final/), the
+model (`streaming.model`: the tiny streaming LM, fresh or loaded from `model.path` / the warm start's
+final/; or `QwenVLStream` over the Qwen-VL folder there), the
 `StreamPolicy`, rewards and hooks, and the loop trainers (trainers/streaming_loop.py,
 trainers/mdpo/stream_trainer.py). Recipe keys map onto the shared ones: `rollout.num_generations`
 (G), `trainer.global_prompts_per_step` (streams per step), `trainer.lr`, `rollout.temperature`,
@@ -28,6 +29,7 @@ from rlvid.data.recipe_data import load_split
 from rlvid.data.stream_clips import clips_from_samples
 from rlvid.data.synthetic_streaming import StreamClip, make_stream_clips
 from rlvid.models.stream_lm import StreamVocab, TinyStreamLM, load_stream_lm
+from rlvid.policy.stream_vl import QwenVLStream
 from rlvid.rollout.stream_policy import StreamPolicy
 from rlvid.rollout.streaming import StreamSampling
 from rlvid.trainers.checkpoint import COMPLETE
@@ -46,13 +48,24 @@ def stream_clips(recipe, split: str, base_dir: str | Path | None = None) -> list
     """The streams of `split`: the samples of `data.<split>` when it is set (decoded at `data.video.fps`), else
     the synthetic ones: train (streaming.synthetic.seed) or val (seed + 1000)."""
     if split in ("train", "val", "test") and getattr(recipe.data, split):
-        return clips_from_samples(load_split(recipe, split, base_dir), recipe.data.video.fps)
+        return clips_from_samples(load_split(recipe, split, base_dir), recipe.data.video.fps,
+                                  **stream_frame_pixels(recipe))
     if split not in SPLITS:
         raise ValueError(f"streaming runs have the splits {list(SPLITS)} (streaming.synthetic), not {split!r}")
     syn = recipe.streaming.synthetic
     n, seed = (syn.train, syn.seed) if split == "train" else (syn.val, syn.seed + 1000)
+    fps = {"fps": recipe.data.video.fps} if recipe.streaming.model == "qwen_vl" else {}  # the tiny LM's: 2
     return make_stream_clips(n, tuple(syn.kinds), seed=seed, num_chunks=syn.chunks,
-                             chunk_seconds=recipe.data.video.stream_chunk_seconds)
+                             chunk_seconds=recipe.data.video.stream_chunk_seconds, **fps)
+
+
+def stream_frame_pixels(recipe) -> dict[str, int]:
+    """Pixels per decoded frame of a data file's stream: the tiny LM's default (32 x 32, it pools to 4 x 4), or
+    for Qwen-VL `data.video.max_pixels_per_frame`, else a clip's per-frame share (`total_pixels / max_frames`)."""
+    if recipe.streaming.model != "qwen_vl":
+        return {}
+    v = recipe.data.video
+    return {"frame_pixels": v.max_pixels_per_frame or v.total_pixels // v.max_frames}
 
 
 def words_of(clips: list[StreamClip]) -> list[str]:
@@ -61,9 +74,12 @@ def words_of(clips: list[StreamClip]) -> list[str]:
     return sorted(set(text.lower().replace(".", " ").replace("?", " ").replace(",", " ").split()))
 
 
-def stream_model(recipe, model_path: str | Path | None = None, clips: list[StreamClip] | None = None) -> TinyStreamLM:
-    """The streaming LM at `model_path` (or `model.path`), else a fresh one over the words and lengths of `clips`
-    (default: both splits' streams)."""
+def stream_model(recipe, model_path: str | Path | None = None,
+                 clips: list[StreamClip] | None = None) -> TinyStreamLM | QwenVLStream:
+    """`streaming.model` tiny_lm: the streaming LM at `model_path` (or `model.path`), else a fresh one over the
+    words and lengths of `clips` (default: both splits' streams). qwen_vl: `qwen_vl_stream`."""
+    if recipe.streaming.model == "qwen_vl":
+        return qwen_vl_stream(recipe, model_path)
     path = model_path or recipe.model.path
     if path:
         return load_stream_lm(path)
@@ -72,6 +88,27 @@ def stream_model(recipe, model_path: str | Path | None = None, clips: list[Strea
     vocab = StreamVocab(words_of(clips), max_chunks=max(math.ceil(c.sample.duration / seconds - 1e-6) for c in clips),
                         chunk_seconds=seconds)
     return TinyStreamLM(vocab, seed=recipe.trainer.seed)
+
+
+def qwen_vl_stream(recipe, model_path: str | Path | None = None) -> QwenVLStream:
+    """The Qwen-VL folder at `model_path` (a warm start's or run's final/, a checkpoint) or `model.path`, loaded as
+    the recipe's `model:` section says, streaming at `data.video.fps` with `trainer.reuse_vision` and
+    `streaming.drop_threshold`."""
+    v = recipe.data.video
+    frames = v.stream_chunk_seconds * v.fps
+    if abs(frames - round(frames)) > 1e-6 or round(frames) % 2:
+        raise RecipeError(f"'data.video.stream_chunk_seconds' {v.stream_chunk_seconds} x 'data.video.fps' {v.fps} "
+                          f"= {frames:g} frames per chunk; streaming.model qwen_vl needs whole temporal patches "
+                          "(an even number of frames)")
+    if v.token_drop.mode != "none":
+        raise RecipeError("'data.video.token_drop.mode' must be none with streaming.model qwen_vl "
+                          "(streaming drops tokens itself: streaming.drop_threshold)")
+    path = model_path or recipe.model.path
+    if not path:
+        raise RecipeError("'model.path' must name the Qwen-VL model folder (or hub id) with streaming.model qwen_vl")
+    return QwenVLStream.from_pretrained(str(path), fps=v.fps, model_config=recipe.model,
+                                        reuse_vision=recipe.trainer.reuse_vision,
+                                        drop_threshold=recipe.streaming.drop_threshold)
 
 
 def stream_policy(recipe, model: torch.nn.Module) -> StreamPolicy:

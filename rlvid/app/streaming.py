@@ -4,7 +4,8 @@
 own checkpoints and final/, reused when finished), then `trainer.algorithm` grpo (streaming GRPO)
 or mdpo (pairs from the warm-started model's trajectories, then M-DPO) in output_dir, all through
 `trainers/loop.py` (run folder, checkpoints, `trainer.resume`, hooks, metrics.jsonl / wandb).
-Model folders hold the tiny streaming LM (`stream_lm.pt` + `stream_lm.json`).
+Model folders hold the tiny streaming LM (`stream_lm.pt` + `stream_lm.json`), or with `streaming.model:
+qwen_vl` the Qwen-VL model as a Hugging Face folder (weights, config, processor).
 
 `rlvid eval`: greedy streaming rollouts of each model (`--checkpoint`, `--run`, default
 output_dir/final) on the split's streams, scored by `evaluate_completions` (`stream/<metric>`),

@@ -252,7 +252,8 @@ class StreamSyntheticConfig:
 class StreamingConfig:
     """Streaming RL (docs/streaming.md): after each chunk of `data.video.stream_chunk_seconds` the policy stays
     silent or speaks. With `enabled`, `trainer.algorithm` grpo / mdpo runs on streaming rollouts of the tiny
-    streaming LM (rlvid.models.stream_lm) over `synthetic` streams; `sft.steps` is its warm start."""
+    streaming LM (rlvid.models.stream_lm), or of `model.path` with `model: qwen_vl`, over `synthetic` streams
+    (or data files with stream_events); `sft.steps` is its warm start."""
 
     enabled: bool = False
     max_response_tokens: int = 3  # words per response (then `<end>` is forced)
@@ -260,6 +261,8 @@ class StreamingConfig:
     word_rewards: list[str] = field(default_factory=lambda: ["stream_content"])  # labels that value a response's words
     sft_times: Literal["random", "end"] = "random"  # when the warm start's targets speak (never the due time)
     tolerance: float = 1.0  # evaluation: seconds after an event's due time a response still counts as on time
+    model: Literal["tiny_lm", "qwen_vl"] = "tiny_lm"  # qwen_vl: model.path through QwenVLStream (policy/stream_vl.py)
+    drop_threshold: float | None = None  # qwen_vl: DTD, drop visual tokens that moved less than this (0-1 scale)
     synthetic: StreamSyntheticConfig = field(default_factory=StreamSyntheticConfig)
 
 

@@ -82,6 +82,14 @@ def _problems(r: Recipe):
         ("streaming.synthetic.chunks", r.streaming.synthetic.chunks >= 3, "must be >= 3"),
         ("trainer.algorithm", not r.streaming.enabled or t.algorithm in ("grpo", "mdpo"),
          "must be grpo or mdpo with streaming.enabled (the warm start is sft.steps)"),
+        ("streaming.drop_threshold", r.streaming.drop_threshold is None or r.streaming.drop_threshold >= 0,
+         "must be >= 0 or null"),
+        ("streaming.drop_threshold", r.streaming.drop_threshold is None or r.streaming.model == "qwen_vl",
+         "drops visual tokens of streaming.model qwen_vl; the tiny_lm reads one embedding per frame"),
+        ("model.path", not (r.streaming.enabled and r.streaming.model == "qwen_vl") or bool(r.model.path),
+         "must name the Qwen-VL model folder (or hub id) with streaming.model qwen_vl"),
+        ("data.video.token_drop.mode", not (r.streaming.enabled and r.streaming.model == "qwen_vl")
+         or v.token_drop.mode == "none", "must be none with streaming.model qwen_vl (use streaming.drop_threshold)"),
     ]
     for key, ok, message in checks:
         if not ok:

@@ -19,6 +19,9 @@
   (`models/stream_token_drop.py`, TimeChat-Online's DTD): they stay in the token sequence, which
   keeps their positions, but are never fed; logits at their columns are zeros.
 
+The state dict is the wrapped Hugging Face model's, under its own names, so a training checkpoint's
+model.safetensors loads with `from_pretrained` and `rlvid export` (`streaming.model: qwen_vl` recipes).
+
 `tokens_fed` counts the positions computed (the KV cache's growth); `pop_stats` reports it with
 the vision reuse and token dropping counters.
 """
@@ -70,6 +73,28 @@ class _Row:
     state: StreamState
 
 
+def _strip_model_prefix(module, state_dict, prefix, local_metadata) -> None:
+    """`<prefix>model.<key>` -> `<prefix><key>`: the wrapped model's own names."""
+    inner = prefix + "model."
+    for key in [k for k in state_dict if k.startswith(inner)]:
+        state_dict[prefix + key[len(inner):]] = state_dict.pop(key)
+
+
+def _add_model_prefix(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors) -> None:
+    """The inverse of `_strip_model_prefix`, before the keys are matched to parameters."""
+    module.__dict__["_load_prefix"] = prefix
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        state_dict[prefix + "model." + key[len(prefix):]] = state_dict.pop(key)
+
+
+def _report_stripped_names(module, incompatible) -> None:
+    """Missing / unexpected keys named as `state_dict()` names them (safetensors' `load_model` matches the two)."""
+    prefix = module.__dict__.get("_load_prefix", "")
+    inner = prefix + "model."
+    for names in (incompatible.missing_keys, incompatible.unexpected_keys):
+        names[:] = [prefix + n[len(inner):] if n.startswith(inner) else n for n in names]
+
+
 class QwenVLStream(nn.Module):
     """The streaming interface over a Qwen-VL `model` and its `processor` (module docstring)."""
 
@@ -77,7 +102,13 @@ class QwenVLStream(nn.Module):
                  drop_threshold: float | None = None, silent_token: str = "<|endoftext|>"):
         super().__init__()
         self.model = use_reference_positions(model)
+        self.processor = processor  # what a saved model folder holds next to the weights
         self.__dict__["core"] = find_vl_core(model)  # not a second submodule: state_dict keeps one copy
+        # The state dict is the Hugging Face model's (no `model.` prefix), so a training checkpoint's
+        # model.safetensors (accelerate's save_state) is what from_pretrained reads.
+        self.register_state_dict_post_hook(_strip_model_prefix)
+        self.register_load_state_dict_pre_hook(_add_model_prefix)
+        self.register_load_state_dict_post_hook(_report_stripped_names)
         seam = VisionFeatureCache.installed(model)
         if seam is not None and seam.pruner is not None:
             raise ValueError("the model's vision seam drops tokens (token_drop.mode: token); streaming drops them "

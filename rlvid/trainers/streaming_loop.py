@@ -24,7 +24,8 @@ import torch
 
 from rewards import RewardSet
 from rlvid.models.stream_lm import save_stream_lm, write_stream_lm_meta
-from rlvid.trainers.checkpoint import COMPLETE
+from rlvid.policy.stream_vl import QwenVLStream
+from rlvid.trainers.checkpoint import COMPLETE, save_final_model, write_hf_files
 from rlvid.trainers.loop import NonFiniteError, OptimConfig, Trainer
 from rlvid.trainers.streaming_grpo import StreamingGRPOConfig, StreamingGRPOTrainer, streaming_sft_step
 from rlvid.trainers.streaming_sft import sft_targets
@@ -79,18 +80,28 @@ def average_gradients(accelerator, params: list[torch.nn.Parameter]) -> None:
 
 class StreamingRun(Trainer):
     """What a streaming trainer changes in the loop: its update (`LoopUpdate`) and model folders of the streaming
-    LM (stream_lm.json in checkpoints, stream_lm.pt in final/)."""
+    LM (stream_lm.json in checkpoints, stream_lm.pt in final/) or of the Qwen-VL model (HF folders)."""
 
     def __init__(self, recipe, policy, train_samples: Sequence, **kwargs):
         super().__init__(recipe, policy, train_samples, **kwargs)
         self.update = LoopUpdate(self)
 
     def write_hf_files(self, folder: Path) -> None:
-        """stream_lm.json next to the checkpoint's model.safetensors: `load_stream_lm(step-N)` then loads it."""
-        write_stream_lm_meta(self.accelerator.unwrap_model(self.model), folder)
+        """stream_lm.json next to the checkpoint's model.safetensors: `load_stream_lm(step-N)` then loads it.
+        A Qwen-VL stream's model.safetensors is its HF model's (`QwenVLStream` state dict): config and processor
+        next to it make the checkpoint a `from_pretrained` folder."""
+        model = self.accelerator.unwrap_model(self.model)
+        if isinstance(model, QwenVLStream):
+            write_hf_files(model.model, model.processor, folder)
+            return
+        write_stream_lm_meta(model, folder)
 
     def save_final(self) -> Path:
         out = self.output_dir / "final"
+        model = self.accelerator.unwrap_model(self.model)
+        if isinstance(model, QwenVLStream):  # an HF folder (model + processor), as the VL loop's final/
+            return save_final_model(self.accelerator, model.model, model.processor, out,
+                                    save_merged=self.recipe.model.save_merged)
         if self.accelerator.is_main_process:
             save_stream_lm(self.accelerator.unwrap_model(self.model), out)
             (out / COMPLETE).write_text("ok\n")
