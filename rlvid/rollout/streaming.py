@@ -156,40 +156,60 @@ def _feed(model, branch: _Branch, ids: list[int], frames: torch.Tensor | None = 
 def _decide(model, branch: _Branch, trajs: list[StreamTrajectory], now: float, sampling: StreamSampling,
             generator: torch.Generator | None) -> list[_Branch]:
     """Sample each member's next token; members that sampled the same token stay together."""
-    vocab = model.vocab
-    logp = torch.log_softmax(allowed_logits(branch.logits.float(), vocab), -1)
-    if sampling.temperature == 0:
-        picks = [greedy_choice(logp, vocab, not branch.words)] * len(branch.members)
-    else:
-        probs = torch.softmax(allowed_logits(branch.logits.float() / sampling.temperature, vocab), -1)
-        picks = torch.multinomial(probs, len(branch.members), replacement=True, generator=generator).tolist()
-    groups: dict[int, list[int]] = {}
-    for member, token in zip(branch.members, picks, strict=True):
-        groups.setdefault(token, []).append(member)
+    logp, groups = sample_choices(branch.logits, len(branch.members), branch.words, model.vocab, sampling, generator)
     out = []
     for k, (token, members) in enumerate(groups.items()):
         cache = branch.cache if k == len(groups) - 1 else copy.deepcopy(branch.cache)
-        child = _Branch(members, cache, [token], words=list(branch.words))
-        for m in members:
-            trajs[m].append(token, True, float(logp[token]))
-        stop = token in (vocab.silent, vocab.end)
-        if not stop:
-            child.words.append(token)
-        if not stop and len(child.words) >= sampling.max_response_tokens:
-            for m in members:  # the response is cut: `<end>` is the stream's, not a choice
-                trajs[m].append(vocab.end, False)
-            child.pending.append(vocab.end)
-            stop = True
+        members = [branch.members[i] for i in members]
+        words, pending, stop = take_choice(token, members, branch.words, logp, trajs, model.vocab, sampling, now)
+        child = _Branch(members, cache, pending, words=words)
         if stop:
-            if child.words:
-                for m in members:
-                    trajs[m].responses.append(StreamResponse(now, vocab.decode(child.words)))
-            child.words = []
             out.append(child)
         else:
             _feed(model, child, [])
             out += _decide(model, child, trajs, now, sampling, generator)
     return out
+
+
+def sample_choices(logits: torch.Tensor, n: int, words: list[int], vocab, sampling: StreamSampling,
+                   generator: torch.Generator | None) -> tuple[torch.Tensor, dict[int, list[int]]]:
+    """One token for each of the `n` members at a decision (greedy: all alike): the log-probs over the allowed
+    tokens, and {token: indices of the members that took it}. `words`: the response said so far at this node."""
+    logits = logits.float()
+    logp = torch.log_softmax(allowed_logits(logits, vocab), -1)
+    if sampling.temperature == 0:
+        picks = [greedy_choice(logp, vocab, not words)] * n
+    else:
+        probs = torch.softmax(allowed_logits(logits / sampling.temperature, vocab), -1)
+        picks = torch.multinomial(probs, n, replacement=True, generator=generator).tolist()
+    groups: dict[int, list[int]] = {}
+    for i, token in enumerate(picks):
+        groups.setdefault(token, []).append(i)
+    return logp, groups
+
+
+def take_choice(token: int, members: list[int], words: list[int], logp: torch.Tensor, trajs: list[StreamTrajectory],
+                vocab, sampling: StreamSampling, now: float) -> tuple[list[int], list[int], bool]:
+    """Record the chosen `token` in the `members`' trajectories; returns the response words after it, the tokens
+    to feed next (the choice, plus `<end>` when the response reaches its length cap) and whether the decision
+    ended (silence, `<end>`, or the cap; a finished response is stamped at `now`)."""
+    for m in members:
+        trajs[m].append(token, True, float(logp[token]))
+    words, pending = list(words), [token]
+    stop = token in (vocab.silent, vocab.end)
+    if not stop:
+        words.append(token)
+    if not stop and len(words) >= sampling.max_response_tokens:
+        for m in members:  # the response is cut: `<end>` is the stream's, not a choice
+            trajs[m].append(vocab.end, False)
+        pending.append(vocab.end)
+        stop = True
+    if stop:
+        if words:
+            for m in members:
+                trajs[m].responses.append(StreamResponse(now, vocab.decode(words)))
+        words = []
+    return words, pending, stop
 
 
 def teacher_trajectory(vocab, question: str, chunks: list[StreamChunk], said: dict[int, str]) -> StreamTrajectory:

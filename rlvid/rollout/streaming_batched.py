@@ -28,15 +28,14 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
-from rlvid.data.stream_transcript import StreamResponse
 from rlvid.rollout.streaming import (
     StreamChunk,
     StreamSampling,
     StreamTrajectory,
-    allowed_logits,
     chunk_ids,
-    greedy_choice,
+    sample_choices,
     stream_rollouts,
+    take_choice,
 )
 
 
@@ -145,37 +144,14 @@ def _decide_step(batch: _Batch, trajs: list[StreamTrajectory], streams, c: int, 
             rows.append(row)
             feeds.append([])
             continue
-        logits = batch.logits[r].float()
-        logp = torch.log_softmax(allowed_logits(logits, vocab), -1)
-        if sampling.temperature == 0:
-            picks = [greedy_choice(logp, vocab, not row.words)] * len(row.members)
-        else:
-            probs = torch.softmax(allowed_logits(logits / sampling.temperature, vocab), -1)
-            picks = torch.multinomial(probs, len(row.members), replacement=True, generator=generator).tolist()
-        groups: dict[int, list[int]] = {}
-        for member, token in zip(row.members, picks, strict=True):
-            groups.setdefault(token, []).append(member)
+        logp, groups = sample_choices(batch.logits[r], len(row.members), row.words, vocab, sampling, generator)
         now = streams[row.stream][c].end
         for token, members in groups.items():
-            child = _Row(row.stream, members, [token], row.position, list(row.words), True)
-            for m in members:
-                trajs[m].append(token, True, float(logp[token]))
-            stop = token in (vocab.silent, vocab.end)
+            members = [row.members[i] for i in members]
+            words, pending, stop = take_choice(token, members, row.words, logp, trajs, vocab, sampling, now)
+            child = _Row(row.stream, members, pending, row.position, words, not stop)
+            feeds.append([] if stop else child.pending)  # a stopped row feeds its choice with the next chunk
             if not stop:
-                child.words.append(token)
-            if not stop and len(child.words) >= sampling.max_response_tokens:
-                for m in members:  # the response is cut: `<end>` is the stream's, not a choice
-                    trajs[m].append(vocab.end, False)
-                child.pending.append(vocab.end)
-                stop = True
-            if stop:
-                if child.words:
-                    for m in members:
-                        trajs[m].responses.append(StreamResponse(now, vocab.decode(child.words)))
-                child.words, child.deciding = [], False
-                feeds.append([])
-            else:
-                feeds.append(child.pending)
                 child.pending = []
             parents.append(r)
             rows.append(child)
